@@ -1,0 +1,68 @@
+// The class groups of managed workers, kept consistent across the hierarchies that must agree on
+// where a thread is.
+//
+// `control` is the hierarchy with the cpu controller. On v1 and hybrid systems the cpu controller
+// keeps no usage counter, so an `accounting` mirror holds the same groups: threaded groups in the
+// controller-less cgroup2 mount (exact usage_usec plus PSI), or else a separate v1 cpuacct mount.
+// A thread is placed in both; the mirror never affects scheduling.
+//
+// A worker's groups live under a base path chosen by the caller:
+//   v1/hybrid:  <prefix>/<worker>/<class>      (v1Base)
+//   pure v2:    <worker cgroup>/cpuclass/<class>, the base a threaded domain holding the worker's
+//               processes, the classes threaded children with +cpu enabled above them.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cgroups/hierarchy.h"
+#include "cgroups/mount_info.h"
+#include "cgroups/proc_parse.h"
+
+namespace cpuclass::cgroups {
+
+class ClassTree {
+ public:
+  ClassTree(Hierarchy control, std::optional<Hierarchy> accounting);
+  // Opens the real mounts of `layout`; picks the accounting mirror as described above.
+  static Result<ClassTree> openSystem(const CgroupLayout& layout);
+
+  static std::string v1Base(std::string_view prefix, std::string_view worker);
+
+  // Creates or adopts base/cls with its settings (and, on v2, the threaded type and +cpu above).
+  Result<void> ensureClass(std::string_view base, std::string_view cls, CpuSettings settings) const;
+  // Places threads in base/cls of every hierarchy. The control move decides the outcome; a
+  // failed mirror move is reported in `accounting_failures` and does not undo the control move.
+  struct Placement {
+    std::vector<BatchItem> items;
+    size_t accounting_failures = 0;
+  };
+  Result<Placement> place(std::string_view base, std::string_view cls, std::span<const pid_t> tids) const;
+  // Moves a thread back to the groups listed in its original /proc/<tid>/cgroup.
+  Result<Outcome> restore(pid_t tid, const std::vector<CgroupEntry>& original) const;
+  // The group a thread is in, in the control hierarchy, from its /proc/<tid>/cgroup entries.
+  std::optional<std::string> controlGroupOf(const std::vector<CgroupEntry>& entries) const;
+
+  Result<std::vector<std::string>> children(std::string_view group) const { return control_.children(group); }
+  // Removes base/<each class> and base in every hierarchy. EBUSY while threads remain.
+  Result<void> removeBase(std::string_view base) const;
+  // Exact CPU time of base/cls: from the accounting mirror, or the control hierarchy on v2.
+  Result<std::chrono::nanoseconds> usage(std::string_view base, std::string_view cls) const;
+
+  const Hierarchy& control() const { return control_; }
+  const Hierarchy* accounting() const { return accounting_ ? &*accounting_ : nullptr; }
+
+ private:
+  Result<void> makeThreadedPath(const Hierarchy& h, std::string_view group) const;
+  std::optional<std::string> pathIn(const Hierarchy& h, const std::vector<CgroupEntry>& entries) const;
+
+  Hierarchy control_;
+  std::optional<Hierarchy> accounting_;
+};
+
+}  // namespace cpuclass::cgroups

@@ -1,0 +1,45 @@
+// An opened directory that does all its I/O relative to itself (openat and friends).
+//
+// The kernel layer opens each root once (/proc, a cgroup mount) and works below it, so the same
+// code runs unchanged against a temporary tree in the fake_kernel tests. Relative paths must not
+// start with '/'; an empty path or "." means the directory itself.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+#include "base/unique_fd.h"
+
+namespace cpuclass::cgroups {
+
+class Dir {
+ public:
+  static Result<Dir> open(const std::string& absolute_path);
+
+  Result<Dir> openDir(std::string_view rel) const;
+  Result<std::string> read(std::string_view rel) const;
+  // Opens with O_WRONLY|O_TRUNC (what a shell's '>' does; cgroupfs accepts it) and writes once.
+  Result<void> write(std::string_view rel, std::string_view data) const;
+  // For batches: one open, many writes (each write to cgroupfs is one request).
+  Result<UniqueFd> openForWrite(std::string_view rel) const;
+  // Creates every missing level; returns whether the last level was created (false: adopted).
+  Result<bool> makeDirs(std::string_view rel) const;
+  // rmdir; a directory that is already gone is success.
+  Result<void> removeDir(std::string_view rel) const;
+  bool exists(std::string_view rel) const;
+  // Names of the subdirectories of rel (not files), sorted.
+  Result<std::vector<std::string>> subdirs(std::string_view rel) const;
+
+  const std::string& path() const { return path_; }
+  std::string pathOf(std::string_view rel) const;
+  int fd() const { return fd_.get(); }
+
+ private:
+  Dir(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+  UniqueFd fd_;
+  std::string path_;
+};
+
+}  // namespace cpuclass::cgroups

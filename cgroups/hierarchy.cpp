@@ -1,0 +1,158 @@
+#include "cgroups/hierarchy.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "base/text.h"
+#include "cgroups/proc_parse.h"
+#include "cgroups/sched.h"
+
+namespace cpuclass::cgroups {
+
+uint64_t sharesFromWeight(uint32_t weight) {
+  const uint64_t shares = uint64_t{weight} * 1024 / 100;
+  return std::clamp<uint64_t>(shares, 2, 262144);
+}
+
+std::string Hierarchy::file(std::string_view group, std::string_view name) const {
+  if (group.empty()) return std::string(name);
+  return std::string(group) + "/" + std::string(name);
+}
+
+Result<bool> Hierarchy::makeGroup(std::string_view group) const { return root_.makeDirs(group); }
+
+Result<void> Hierarchy::removeGroup(std::string_view group) const { return root_.removeDir(group); }
+
+Result<std::vector<std::string>> Hierarchy::children(std::string_view group) const {
+  return root_.subdirs(group);
+}
+
+Result<void> Hierarchy::makeThreaded(std::string_view group) const {
+  if (version_ == CgroupVersion::kV1) return {};
+  auto type = root_.read(file(group, "cgroup.type"));
+  if (!type) return tl::unexpected(type.error());
+  if (trim(*type) == "threaded") return {};
+  return root_.write(file(group, "cgroup.type"), "threaded");
+}
+
+Result<void> Hierarchy::enableController(std::string_view group, std::string_view controller) const {
+  if (version_ == CgroupVersion::kV1) return {};
+  auto enabled = root_.read(file(group, "cgroup.subtree_control"));
+  if (!enabled) return tl::unexpected(enabled.error());
+  for (const auto c : splitFields(*enabled)) {
+    if (c == controller) return {};
+  }
+  return root_.write(file(group, "cgroup.subtree_control"), "+" + std::string(controller));
+}
+
+Result<void> Hierarchy::applyCpuSettings(std::string_view group, CpuSettings settings) const {
+  const std::string idle_file = file(group, "cpu.idle");
+  const bool has_idle = root_.exists(idle_file);
+  if (settings.idle) {
+    if (!has_idle) return fail(ENOTSUP, root_.pathOf(idle_file) + " is missing (cpu.idle needs Linux 5.15)");
+    return root_.write(idle_file, "1");
+  }
+  if (has_idle) {
+    auto current = root_.read(idle_file);
+    if (!current) return tl::unexpected(current.error());
+    if (trim(*current) != "0") {
+      if (auto r = root_.write(idle_file, "0"); !r) return r;
+    }
+  }
+  if (version_ == CgroupVersion::kV2) {
+    if (settings.weight < 1 || settings.weight > 10000) return fail(EINVAL, "cpu.weight must be in 1..10000");
+    return root_.write(file(group, "cpu.weight"), std::to_string(settings.weight));
+  }
+  return root_.write(file(group, "cpu.shares"), std::to_string(sharesFromWeight(settings.weight)));
+}
+
+Result<CpuSettings> Hierarchy::readCpuSettings(std::string_view group) const {
+  CpuSettings s;
+  const std::string idle_file = file(group, "cpu.idle");
+  if (root_.exists(idle_file)) {
+    auto idle = root_.read(idle_file);
+    if (!idle) return tl::unexpected(idle.error());
+    s.idle = trim(*idle) == "1";
+  }
+  const std::string weight_file = file(group, version_ == CgroupVersion::kV2 ? "cpu.weight" : "cpu.shares");
+  auto text = root_.read(weight_file);
+  if (!text) return tl::unexpected(text.error());
+  const auto value = parseUint(trim(*text));
+  if (!value) return fail(EINVAL, root_.pathOf(weight_file) + ": not a number");
+  // v1 reports shares; map back to the weight scale (exact for weights written by us).
+  s.weight = static_cast<uint32_t>(version_ == CgroupVersion::kV2 ? *value : (*value * 100 + 1023) / 1024);
+  return s;
+}
+
+Result<Outcome> Hierarchy::classifyMoveError(pid_t tid, int err, std::string_view group) const {
+  if (err == ESRCH) return Outcome::kGone;
+  // RT group scheduling rejects FIFO/RR threads in child cpu groups with EINVAL.
+  if (err == EINVAL) {
+    auto sched = readThreadSched(tid);
+    if (!sched && isGone(sched.error())) return Outcome::kGone;
+    if (sched && isRealtimePolicy(sched->policy)) return Outcome::kRealTime;
+  }
+  errno = err;
+  return failErrno("move tid " + std::to_string(tid) + " to " + root_.pathOf(file(group, threadsFile())));
+}
+
+Result<Outcome> Hierarchy::moveThread(std::string_view group, pid_t tid) const {
+  auto items = moveThreads(group, std::span<const pid_t>(&tid, 1));
+  if (!items) return tl::unexpected(items.error());
+  return std::move(items->front().result);
+}
+
+Result<std::vector<BatchItem>> Hierarchy::moveThreads(std::string_view group,
+                                                      std::span<const pid_t> tids) const {
+  auto fd = root_.openForWrite(file(group, threadsFile()));
+  if (!fd) return tl::unexpected(fd.error());
+  std::vector<BatchItem> out;
+  out.reserve(tids.size());
+  for (const pid_t tid : tids) {
+    // The kernel takes one TID per write(2).
+    const std::string text = std::to_string(tid) + "\n";
+    if (::write(fd->get(), text.data(), text.size()) == static_cast<ssize_t>(text.size())) {
+      out.push_back({tid, Outcome::kDone});
+    } else {
+      out.push_back({tid, classifyMoveError(tid, errno, group)});
+    }
+  }
+  return out;
+}
+
+Result<void> Hierarchy::moveProcess(std::string_view group, pid_t pid) const {
+  return root_.write(file(group, "cgroup.procs"), std::to_string(pid));
+}
+
+Result<std::vector<pid_t>> Hierarchy::threads(std::string_view group) const {
+  auto text = root_.read(file(group, threadsFile()));
+  if (!text) return tl::unexpected(text.error());
+  std::vector<pid_t> out;
+  for (const auto f : splitFields(*text)) {
+    if (const auto v = parseInt(f)) out.push_back(static_cast<pid_t>(*v));
+  }
+  return out;
+}
+
+Result<std::chrono::nanoseconds> Hierarchy::cpuUsage(std::string_view group) const {
+  if (version_ == CgroupVersion::kV1) {
+    auto text = root_.read(file(group, "cpuacct.usage"));
+    if (!text) return tl::unexpected(text.error());
+    const auto ns = parseUint(trim(*text));
+    if (!ns) return fail(EINVAL, root_.pathOf(file(group, "cpuacct.usage")) + ": not a number");
+    return std::chrono::nanoseconds(*ns);
+  }
+  auto text = root_.read(file(group, "cpu.stat"));
+  if (!text) return tl::unexpected(text.error());
+  for (const auto line : splitLines(*text)) {
+    const auto f = splitFields(line);
+    if (f.size() == 2 && f[0] == "usage_usec") {
+      if (const auto us = parseUint(f[1])) return std::chrono::microseconds(*us);
+    }
+  }
+  return fail(EINVAL, root_.pathOf(file(group, "cpu.stat")) + ": no usage_usec");
+}
+
+}  // namespace cpuclass::cgroups

@@ -1,0 +1,77 @@
+// One mounted cgroup hierarchy (v1 or v2) and the few operations the daemon needs on it.
+//
+// Mechanism only: it knows files and kernel rules, never classes or policy. Paths are relative to
+// the hierarchy's root as seen in /proc/<pid>/cgroup, without the leading '/'.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cgroups/dir.h"
+#include "cgroups/outcome.h"
+
+namespace cpuclass::cgroups {
+
+enum class CgroupVersion { kV1, kV2 };
+
+struct CpuSettings {
+  uint32_t weight = 100;  // v2 cpu.weight scale 1..10000
+  bool idle = false;      // cpu.idle=1: the group only gets CPU nobody else wants
+  bool operator==(const CpuSettings&) const = default;
+};
+
+// v1 cpu.shares for a v2 weight: weight * 1024 / 100, clamped to the kernel's 2..262144.
+uint64_t sharesFromWeight(uint32_t weight);
+
+class Hierarchy {
+ public:
+  Hierarchy(Dir root, CgroupVersion version) : root_(std::move(root)), version_(version) {}
+
+  CgroupVersion version() const { return version_; }
+  const Dir& root() const { return root_; }
+
+  // mkdir -p; returns false when the group already existed (adopted).
+  Result<bool> makeGroup(std::string_view group) const;
+  Result<void> removeGroup(std::string_view group) const;
+  Result<std::vector<std::string>> children(std::string_view group) const;
+  bool exists(std::string_view group) const { return root_.exists(group); }
+
+  // v2 only (no-ops on v1): `threaded` is one-way; a group already threaded is left alone.
+  Result<void> makeThreaded(std::string_view group) const;
+  // v2 only: "+controller" into group's cgroup.subtree_control unless already enabled.
+  Result<void> enableController(std::string_view group, std::string_view controller) const;
+
+  // Writes cpu.weight (v2) or cpu.shares (v1) and cpu.idle. cpu.idle is cleared before the
+  // weight is written: while idle, weight writes fail, and on v1 clearing idle resets shares.
+  Result<void> applyCpuSettings(std::string_view group, CpuSettings settings) const;
+  Result<CpuSettings> readCpuSettings(std::string_view group) const;
+
+  // Moves one thread: v2 cgroup.threads (never cgroup.procs, which moves the whole process),
+  // v1 tasks. ESRCH is kGone; a real-time thread refused by the kernel is kRealTime.
+  Result<Outcome> moveThread(std::string_view group, pid_t tid) const;
+  // Many moves through one open file: writes in a burst are far cheaper than isolated ones.
+  Result<std::vector<BatchItem>> moveThreads(std::string_view group, std::span<const pid_t> tids) const;
+  // Moves a whole process (v2 cgroup.procs, v1 cgroup.procs).
+  Result<void> moveProcess(std::string_view group, pid_t pid) const;
+  // TIDs in the group itself (not its children).
+  Result<std::vector<pid_t>> threads(std::string_view group) const;
+
+  // Total CPU time of the group and its children: v2 cpu.stat usage_usec, v1 cpuacct.usage.
+  Result<std::chrono::nanoseconds> cpuUsage(std::string_view group) const;
+
+ private:
+  std::string threadsFile() const { return version_ == CgroupVersion::kV2 ? "cgroup.threads" : "tasks"; }
+  std::string file(std::string_view group, std::string_view name) const;
+  Result<Outcome> classifyMoveError(pid_t tid, int err, std::string_view group) const;
+
+  Dir root_;
+  CgroupVersion version_;
+};
+
+}  // namespace cpuclass::cgroups

@@ -1,0 +1,94 @@
+#include "cgroups/proc_fs.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "base/text.h"
+
+namespace cpuclass::cgroups {
+namespace {
+
+std::vector<pid_t> numericNames(const std::vector<std::string>& names) {
+  std::vector<pid_t> out;
+  for (const auto& n : names) {
+    if (const auto v = parseInt(n); v && *v > 0) out.push_back(static_cast<pid_t>(*v));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string taskPath(pid_t pid, pid_t tid, std::string_view file) {
+  return std::to_string(pid) + "/task/" + std::to_string(tid) + "/" + std::string(file);
+}
+
+}  // namespace
+
+Result<ProcFs> ProcFs::openSystem() {
+  auto dir = Dir::open("/proc");
+  if (!dir) return tl::unexpected(dir.error());
+  return ProcFs(std::move(*dir));
+}
+
+Result<std::vector<pid_t>> ProcFs::processes() const {
+  auto names = root_.subdirs("");
+  if (!names) return tl::unexpected(names.error());
+  return numericNames(*names);
+}
+
+Result<std::vector<pid_t>> ProcFs::threads(pid_t pid) const {
+  auto names = root_.subdirs(std::to_string(pid) + "/task");
+  if (!names) return tl::unexpected(names.error());
+  return numericNames(*names);
+}
+
+Result<std::string> ProcFs::read(pid_t pid, pid_t tid, std::string_view file) const {
+  return root_.read(taskPath(pid, tid, file));
+}
+
+Result<ThreadFacts> ProcFs::thread(pid_t pid, pid_t tid) const {
+  auto stat_text = read(pid, tid, "stat");
+  if (!stat_text) return tl::unexpected(stat_text.error());
+  auto stat = parseStat(*stat_text);
+  if (!stat) return tl::unexpected(stat.error());
+  ThreadFacts f;
+  f.tid = tid;
+  f.tgid = pid;
+  f.comm = std::move(stat->comm);
+  f.state = stat->state;
+  f.start_time = stat->start_time;
+  f.policy = stat->policy;
+  f.nice = stat->nice;
+  f.realtime = isRealtimePolicy(stat->policy);
+  // schedstat is missing without CONFIG_SCHED_INFO: runtime then stays 0. A thread that exits
+  // here is caught by the cgroup read below.
+  if (auto text = read(pid, tid, "schedstat")) {
+    if (auto ss = parseSchedStat(*text)) f.runtime_ns = ss->runtime_ns;
+  }
+  auto cg_text = read(pid, tid, "cgroup");
+  if (!cg_text) return tl::unexpected(cg_text.error());
+  auto cg = parseProcCgroup(*cg_text);
+  if (!cg) return tl::unexpected(cg.error());
+  f.cgroups = std::move(*cg);
+  return f;
+}
+
+Result<std::string> ProcFs::cmdline(pid_t pid) const {
+  auto text = root_.read(std::to_string(pid) + "/cmdline");
+  if (!text) return text;
+  while (!text->empty() && text->back() == '\0') text->pop_back();
+  std::replace(text->begin(), text->end(), '\0', ' ');
+  return text;
+}
+
+Result<std::string> ProcFs::exe(pid_t pid) const {
+  const std::string rel = std::to_string(pid) + "/exe";
+  char buf[4096];
+  const ssize_t n = ::readlinkat(root_.fd(), rel.c_str(), buf, sizeof buf);
+  if (n < 0) return failErrno("readlink " + root_.pathOf(rel));
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+}  // namespace cpuclass::cgroups

@@ -1,0 +1,47 @@
+// Reads processes, threads and per-thread facts below an opened /proc (or a fake copy of it).
+#pragma once
+
+#include <sys/types.h>
+
+#include <vector>
+
+#include "cgroups/dir.h"
+#include "cgroups/proc_parse.h"
+
+namespace cpuclass::cgroups {
+
+// What the daemon knows about one thread at one moment. (tid, start_time) identifies the thread
+// across TID reuse.
+struct ThreadFacts {
+  pid_t tid = 0;
+  pid_t tgid = 0;
+  std::string comm;
+  char state = '?';
+  uint64_t start_time = 0;
+  int policy = 0;
+  int nice = 0;
+  bool realtime = false;
+  uint64_t runtime_ns = 0;
+  std::vector<CgroupEntry> cgroups;
+};
+
+class ProcFs {
+ public:
+  explicit ProcFs(Dir proc_root) : root_(std::move(proc_root)) {}
+  static Result<ProcFs> openSystem();  // /proc
+
+  Result<std::vector<pid_t>> processes() const;
+  // Errors with isGone() true when the process exited.
+  Result<std::vector<pid_t>> threads(pid_t pid) const;
+  Result<ThreadFacts> thread(pid_t pid, pid_t tid) const;
+  Result<std::string> cmdline(pid_t pid) const;  // NUL separators turned into spaces
+  Result<std::string> exe(pid_t pid) const;      // readlink of /proc/<pid>/exe
+  Result<std::string> read(pid_t pid, pid_t tid, std::string_view file) const;
+
+  const Dir& root() const { return root_; }
+
+ private:
+  Dir root_;
+};
+
+}  // namespace cpuclass::cgroups

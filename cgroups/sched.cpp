@@ -1,0 +1,90 @@
+#include "cgroups/sched.h"
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <string>
+
+#include "cgroups/proc_parse.h"
+
+namespace cpuclass::cgroups {
+namespace {
+
+// glibc 2.36 (Debian 12) has no wrapper; the layout is the kernel's uapi struct sched_attr.
+struct SchedAttr {
+  uint32_t size;
+  uint32_t sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime;
+  uint64_t sched_deadline;
+  uint64_t sched_period;
+  uint32_t sched_util_min;
+  uint32_t sched_util_max;
+};
+
+Result<SchedAttr> getAttr(pid_t tid) {
+  SchedAttr attr{};
+  if (::syscall(SYS_sched_getattr, tid, &attr, sizeof attr, 0) != 0) {
+    return failErrno("sched_getattr tid " + std::to_string(tid));
+  }
+  return attr;
+}
+
+}  // namespace
+
+std::string_view toString(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kDone: return "done";
+    case Outcome::kGone: return "gone";
+    case Outcome::kRealTime: return "realtime";
+  }
+  return "unknown";
+}
+
+std::string_view schedPolicyName(int policy) {
+  switch (policy) {
+    case kSchedOther: return "other";
+    case kSchedFifo: return "fifo";
+    case kSchedRr: return "rr";
+    case kSchedBatch: return "batch";
+    case kSchedIdle: return "idle";
+    case kSchedDeadline: return "deadline";
+    default: return "unknown";
+  }
+}
+
+Result<ThreadSched> readThreadSched(pid_t tid) {
+  auto attr = getAttr(tid);
+  if (!attr) return tl::unexpected(attr.error());
+  return ThreadSched{static_cast<int>(attr->sched_policy), attr->sched_nice};
+}
+
+Result<Outcome> setThreadSched(pid_t tid, ThreadSched sched) {
+  if (sched.policy != kSchedOther && sched.policy != kSchedBatch && sched.policy != kSchedIdle) {
+    return fail(EINVAL, "scheduling policy " + std::string(schedPolicyName(sched.policy)) +
+                            " is not one the daemon sets");
+  }
+  if (sched.nice < -20 || sched.nice > 19) return fail(EINVAL, "nice must be in -20..19");
+  auto current = getAttr(tid);
+  if (!current) return isGone(current.error()) ? Result<Outcome>(Outcome::kGone) : tl::unexpected(current.error());
+  if (isRealtimePolicy(static_cast<int>(current->sched_policy))) return Outcome::kRealTime;
+  if (static_cast<int>(current->sched_policy) == sched.policy && current->sched_nice == sched.nice) {
+    return Outcome::kDone;
+  }
+  SchedAttr attr{};
+  attr.size = sizeof attr;
+  attr.sched_policy = static_cast<uint32_t>(sched.policy);
+  attr.sched_nice = sched.nice;
+  if (::syscall(SYS_sched_setattr, tid, &attr, 0) != 0) {
+    if (errno == ESRCH) return Outcome::kGone;
+    return failErrno("sched_setattr tid " + std::to_string(tid) + " to " +
+                     std::string(schedPolicyName(sched.policy)) + " nice " + std::to_string(sched.nice));
+  }
+  return Outcome::kDone;
+}
+
+}  // namespace cpuclass::cgroups

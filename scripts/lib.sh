@@ -1,0 +1,36 @@
+# Shared by scripts/demo and scripts/test: package installation and the build.
+# shellcheck shell=bash
+
+# Everything the build and the test tiers need, all from Debian 12's archive.
+CPUCLASS_BUILD_PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  libsystemd-dev libyaml-cpp-dev prometheus-cpp-dev libexpected-dev libcli11-dev libfmt-dev
+  nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# Installs the packages that are missing; runs apt-get update only when something is.
+ensure_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    log "missing packages: ${missing[*]} (run as root, or install them with apt-get)"
+    return 1
+  fi
+  log "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# configure_and_build PRESET [fresh]: builds the tree for a CMake preset.
+configure_and_build() {
+  local preset=$1 fresh=${2:-}
+  local dir="$CPUCLASS_ROOT/build/$preset"
+  [ "$fresh" = fresh ] && rm -rf "$dir"
+  cmake --preset "$preset" -G Ninja -S "$CPUCLASS_ROOT" >/dev/null
+  cmake --build "$dir" -j"$(nproc)"
+}
