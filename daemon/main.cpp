@@ -7,6 +7,7 @@
 
 #include "cgroups/class_tree.h"
 #include "cgroups/features.h"
+#include "policy/policy_loader.h"
 
 namespace {
 
@@ -34,14 +35,34 @@ int probe() {
   return 0;
 }
 
+// Prints every diagnostic, compiler style, on stderr; exits 1 on any.
+int checkPolicy(const std::string& file) {
+  const auto result = policy::loadPolicy(file, policy::dropinDirFor(file));
+  std::fputs(policy::formatDiagnostics(result.diagnostics).c_str(), stderr);
+  if (!result.policy) {
+    std::fprintf(stderr, "%zu error%s\n", result.diagnostics.size(), result.diagnostics.size() == 1 ? "" : "s");
+    return 1;
+  }
+  std::printf("%s: ok (%zu file%s, %zu classes, %zu workers)\n", file.c_str(), result.policy->files.size(),
+              result.policy->files.size() == 1 ? "" : "s", result.policy->classes.size(), result.policy->workers.size());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"cpuclassd: CPU classes for the threads of database-like servers"};
   bool do_probe = false;
   app.add_flag("--probe", do_probe, "print the detected cgroup layout and kernel features, then exit");
+  std::string policy_file = "/etc/cpuclass/policy.yaml";
+  app.add_option("--policy", policy_file, "main policy file; drop-ins are read from policy.d next to it")
+      ->capture_default_str();
+  std::optional<std::string> check_file;
+  app.add_option("--check-policy", check_file, "check a policy file (and its policy.d) and exit")
+      ->expected(0, 1);
   CLI11_PARSE(app, argc, argv);
   if (do_probe) return probe();
+  if (app.count("--check-policy") > 0) return checkPolicy(check_file && !check_file->empty() ? *check_file : policy_file);
   std::fprintf(stderr, "cpuclassd: the daemon loop is not built yet; try --probe\n");
   return 2;
 }

@@ -1,0 +1,76 @@
+#include "policy/classifier.h"
+
+#include <fnmatch.h>
+
+namespace cpuclass::policy {
+namespace {
+
+bool globMatches(const std::string& pattern, const std::string& s) {
+  return ::fnmatch(pattern.c_str(), s.c_str(), 0) == 0;
+}
+
+bool endsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+bool processRuleMatches(const ProcessRule& r, const ProcessFacts& p) {
+  return (!r.comm || r.comm->matches(p.comm)) && (!r.exe || globMatches(*r.exe, p.exe));
+}
+
+}  // namespace
+
+std::string ProcessFacts::unit() const {
+  std::string_view rest = cgroup;
+  std::string_view found;
+  while (!rest.empty()) {
+    const auto slash = rest.find('/');
+    const auto part = rest.substr(0, slash);
+    if (endsWith(part, ".service") || endsWith(part, ".scope")) found = part;
+    if (slash == std::string_view::npos) break;
+    rest.remove_prefix(slash + 1);
+  }
+  return std::string(found);
+}
+
+const WorkerSpec* matchWorker(const Policy& policy, const ProcessFacts& p) {
+  for (const auto& w : policy.workers) {
+    const auto& m = w.match;
+    if (m.exe && !globMatches(*m.exe, p.exe)) continue;
+    if (m.comm && !m.comm->matches(p.comm)) continue;
+    if (m.cmdline && !m.cmdline->matches(p.cmdline)) continue;
+    if (m.unit && *m.unit != p.unit()) continue;
+    if (m.cgroup && !globMatches(*m.cgroup, p.cgroup)) continue;
+    return &w;
+  }
+  return nullptr;
+}
+
+Decision classifyThread(const Policy& policy, const ThreadQuery& q) {
+  std::string note;
+  if (q.requested_class) {
+    if (policy.findClass(*q.requested_class) != nullptr) {
+      return {std::string(*q.requested_class), "requested by the worker"};
+    }
+    note = " (the worker's request for class '" + std::string(*q.requested_class) + "' is void: no such class)";
+  }
+  const WorkerSpec& w = *q.worker;
+  if (q.child_process != nullptr) {
+    for (size_t i = 0; i < w.processes.size(); ++i) {
+      const auto& r = w.processes[i];
+      if (processRuleMatches(r, *q.child_process)) {
+        return {r.class_name, "process rule " + std::to_string(i + 1) + " of worker '" + w.name + "' at " +
+                                  r.where.str() + note};
+      }
+    }
+  }
+  for (size_t i = 0; i < w.threads.size(); ++i) {
+    const auto& r = w.threads[i];
+    if (r.comm.matches(q.comm)) {
+      return {r.class_name, "thread rule " + std::to_string(i + 1) + " (comm '" + r.comm.text() + "') of worker '" +
+                                w.name + "' at " + r.where.str() + note};
+    }
+  }
+  return {w.default_class, "default class of worker '" + w.name + "' at " + w.default_where.str() + note};
+}
+
+}  // namespace cpuclass::policy

@@ -1,0 +1,42 @@
+// Pure decisions: which worker a process belongs to, and which class a thread gets and why.
+// The reason is what `cpuclassctl explain` prints.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "policy/policy.h"
+
+namespace cpuclass::policy {
+
+// What the matcher needs to know about a process.
+struct ProcessFacts {
+  std::string comm;
+  std::string exe;
+  std::string cmdline;  // arguments joined by spaces
+  std::string cgroup;   // path in the unified hierarchy (or v1 cpu), e.g. /system.slice/db.service
+  std::string unit() const;  // the systemd unit in `cgroup`: its last *.service or *.scope component
+};
+
+// The first worker, in policy order, whose every match criterion holds; nullptr if none.
+const WorkerSpec* matchWorker(const Policy& policy, const ProcessFacts& process);
+
+struct ThreadQuery {
+  const WorkerSpec* worker = nullptr;
+  std::string_view comm;                           // the thread's name
+  const ProcessFacts* child_process = nullptr;     // the thread is in a child process of the worker
+  std::optional<std::string_view> requested_class;  // set by the worker itself (D-Bus, libcpuclass)
+};
+
+struct Decision {
+  std::string class_name;
+  std::string reason;
+  bool operator==(const Decision&) const = default;
+};
+
+// Order: the worker's own request, a process rule (child processes only), the first matching
+// thread rule, the worker's default class.
+Decision classifyThread(const Policy& policy, const ThreadQuery& query);
+
+}  // namespace cpuclass::policy

@@ -1,0 +1,122 @@
+// The policy as plain, validated values: what the daemon enforces. Produced only by the loader
+// (policy_loader.h), which guarantees every reference resolves and every value is in range.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cpuclass::policy {
+
+// Where something was written, for diagnostics and `explain`. Line and column are 1-based.
+struct SourceLocation {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string str() const;  // "file:line:col", or "built-in" when there is no file
+};
+
+enum class ThreadSched { kOther, kBatch, kIdle };
+std::string_view toString(ThreadSched s);
+
+// How an offload class's starving threads are detected and boosted (DESIGN.md §6).
+struct BoostSpec {
+  // A runnable thread whose runtime grew by less than this share of a poll interval is starving.
+  double starved_below = 0.10;
+  std::chrono::milliseconds window{50};  // a boost never lasts longer
+  ThreadSched sched = ThreadSched::kOther;  // the thread's policy while boosted
+  int nice = 0;
+  uint32_t max_per_worker = 4;    // boosted threads at once, per worker
+  uint32_t max_total = 64;        // boosted threads at once, all workers
+  uint32_t max_per_second = 200;  // boosts started per second, all workers
+  std::chrono::milliseconds cooldown{20};  // hysteresis: no new boost of a thread this soon after one ended
+};
+
+struct ClassSpec {
+  std::string name;
+  uint32_t cpu_weight = 100;  // v2 cpu.weight scale, 1..10000
+  bool idle = false;          // cgroup cpu.idle=1
+  ThreadSched sched = ThreadSched::kOther;
+  int nice = 0;
+  std::optional<BoostSpec> boost;
+  SourceLocation where;  // last place that set it; "built-in" for untouched defaults
+};
+
+// A compiled regular expression with its source text; matches the whole string.
+class Pattern {
+ public:
+  Pattern(std::string text, std::regex re) : text_(std::move(text)), re_(std::make_shared<std::regex>(std::move(re))) {}
+  bool matches(std::string_view s) const;
+  const std::string& text() const { return text_; }
+
+ private:
+  std::string text_;
+  std::shared_ptr<const std::regex> re_;
+};
+
+// Which processes belong to a worker: every given criterion must hold.
+struct WorkerMatch {
+  std::optional<std::string> exe;      // glob on the executable path (fnmatch)
+  std::optional<Pattern> comm;         // the process's comm
+  std::optional<Pattern> cmdline;      // the command line, arguments joined by spaces
+  std::optional<std::string> unit;     // systemd unit name, e.g. mydb.service
+  std::optional<std::string> cgroup;   // glob on the process's cgroup path (unified, or v1 cpu)
+};
+
+struct ThreadRule {
+  Pattern comm;
+  std::string class_name;
+  SourceLocation where;
+};
+
+// A child process of the worker classified as a whole (e.g. pageserver's `postgres --wal-redo`).
+struct ProcessRule {
+  std::optional<Pattern> comm;
+  std::optional<std::string> exe;
+  std::string class_name;
+  SourceLocation where;
+};
+
+struct WorkerSpec {
+  std::string name;
+  WorkerMatch match;
+  std::string default_class;
+  SourceLocation default_where;
+  std::vector<ThreadRule> threads;
+  std::vector<ProcessRule> processes;
+  SourceLocation where;
+};
+
+enum class OnStop { kRestore, kKeep };
+enum class LogLevel { kDebug, kInfo, kNotice, kWarning, kError };
+std::string_view toString(OnStop s);
+std::string_view toString(LogLevel l);
+
+struct DaemonSettings {
+  std::chrono::milliseconds starvation_poll{10};
+  std::chrono::milliseconds rescan_interval{2000};
+  std::string metrics_listen = "127.0.0.1:9753";
+  OnStop on_stop = OnStop::kRestore;
+  LogLevel log_level = LogLevel::kInfo;
+  std::string cgroup_prefix = "cpuclass";  // v1/hybrid: <cpu mount>/<prefix>/<worker>/<class>
+};
+
+struct Policy {
+  DaemonSettings daemon;
+  std::vector<ClassSpec> classes;  // sorted by name
+  std::vector<WorkerSpec> workers;  // in load order; the first match owns a process
+  std::vector<std::string> files;   // the files it came from, in load order
+
+  const ClassSpec* findClass(std::string_view name) const;
+  const WorkerSpec* findWorker(std::string_view name) const;
+};
+
+// The classes that exist without being written: foreground, background, offload.
+std::vector<ClassSpec> builtinClasses();
+
+}  // namespace cpuclass::policy
