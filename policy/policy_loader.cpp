@@ -137,7 +137,9 @@ class Builder {
   void visitMap(const YAML::Node& map, std::vector<std::string> allowed, const Visitor& visit) {
     std::map<std::string, SourceLocation> seen;
     for (auto it = map.begin(); it != map.end(); ++it) {
-      const YAML::Node& k = it->first;
+      // Copies: it-> yields a temporary proxy, so a reference to its members would dangle.
+      const YAML::Node k = it->first;
+      const YAML::Node v = it->second;
       if (!k.IsScalar()) {
         error(at(k), "keys must be plain names");
         continue;
@@ -152,7 +154,7 @@ class Builder {
         error(at(k), "unknown key '" + key + "' (expected one of: " + join(allowed) + ")");
         continue;
       }
-      visit(key, k, it->second);
+      visit(key, k, v);
     }
   }
 

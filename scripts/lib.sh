@@ -7,6 +7,8 @@ CPUCLASS_BUILD_PACKAGES=(
   libsystemd-dev libyaml-cpp-dev prometheus-cpp-dev libexpected-dev libcli11-dev libfmt-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
 )
+# The fuzz tier: clang's libFuzzer and sanitizer runtimes.
+CPUCLASS_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
