@@ -1,6 +1,7 @@
 #include "cgroups/proc_fs.h"
 
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -48,7 +49,7 @@ Result<std::string> ProcFs::read(pid_t pid, pid_t tid, std::string_view file) co
   return root_.read(taskPath(pid, tid, file));
 }
 
-Result<ThreadFacts> ProcFs::thread(pid_t pid, pid_t tid) const {
+Result<ThreadFacts> ProcFs::thread(pid_t pid, pid_t tid, bool runtime) const {
   auto stat_text = read(pid, tid, "stat");
   if (!stat_text) return tl::unexpected(stat_text.error());
   auto stat = parseStat(*stat_text);
@@ -58,14 +59,18 @@ Result<ThreadFacts> ProcFs::thread(pid_t pid, pid_t tid) const {
   f.tgid = pid;
   f.comm = std::move(stat->comm);
   f.state = stat->state;
+  f.ppid = stat->ppid;
+  f.kthread = stat->kthread;
   f.start_time = stat->start_time;
   f.policy = stat->policy;
   f.nice = stat->nice;
   f.realtime = isRealtimePolicy(stat->policy);
   // schedstat is missing without CONFIG_SCHED_INFO: runtime then stays 0. A thread that exits
   // here is caught by the cgroup read below.
-  if (auto text = read(pid, tid, "schedstat")) {
-    if (auto ss = parseSchedStat(*text)) f.runtime_ns = ss->runtime_ns;
+  if (runtime) {
+    if (auto text = read(pid, tid, "schedstat")) {
+      if (auto ss = parseSchedStat(*text)) f.runtime_ns = ss->runtime_ns;
+    }
   }
   auto cg_text = read(pid, tid, "cgroup");
   if (!cg_text) return tl::unexpected(cg_text.error());
@@ -89,6 +94,12 @@ Result<std::string> ProcFs::exe(pid_t pid) const {
   const ssize_t n = ::readlinkat(root_.fd(), rel.c_str(), buf, sizeof buf);
   if (n < 0) return failErrno("readlink " + root_.pathOf(rel));
   return std::string(buf, static_cast<size_t>(n));
+}
+
+Result<UniqueFd> ProcFs::openPidfd(pid_t pid) {
+  const long fd = ::syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0) return failErrno("pidfd_open " + std::to_string(pid));
+  return UniqueFd(static_cast<int>(fd));
 }
 
 }  // namespace cpuclass::cgroups

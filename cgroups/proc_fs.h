@@ -17,6 +17,8 @@ struct ThreadFacts {
   pid_t tgid = 0;
   std::string comm;
   char state = '?';
+  pid_t ppid = 0;
+  bool kthread = false;
   uint64_t start_time = 0;
   int policy = 0;
   int nice = 0;
@@ -33,12 +35,16 @@ class ProcFs {
   Result<std::vector<pid_t>> processes() const;
   // Errors with isGone() true when the process exited.
   Result<std::vector<pid_t>> threads(pid_t pid) const;
-  Result<ThreadFacts> thread(pid_t pid, pid_t tid) const;
+  // Reads stat and cgroup, and with `runtime` also schedstat (one more file per thread).
+  Result<ThreadFacts> thread(pid_t pid, pid_t tid, bool runtime = false) const;
   Result<std::string> cmdline(pid_t pid) const;  // NUL separators turned into spaces
   Result<std::string> exe(pid_t pid) const;      // readlink of /proc/<pid>/exe
   Result<std::string> read(pid_t pid, pid_t tid, std::string_view file) const;
 
   const Dir& root() const { return root_; }
+
+  // pidfd_open(2): a handle that keeps naming this process even after its PID is reused.
+  static Result<UniqueFd> openPidfd(pid_t pid);
 
  private:
   Dir root_;

@@ -24,12 +24,17 @@ Result<ThreadStat> parseStat(std::string_view text) {
   // rest[0] is field 3 (state); field N is rest[N - 3].
   constexpr size_t kPolicy = 41 - 3;
   if (rest.size() <= kPolicy || rest[0].size() != 1) return fail(EINVAL, "stat: too few fields");
+  const auto ppid = parseInt(rest[4 - 3]);
+  const auto flags = parseUint(rest[9 - 3]);
   const auto nice = parseInt(rest[19 - 3]);
   const auto start = parseUint(rest[22 - 3]);
   const auto rt_priority = parseInt(rest[40 - 3]);
   const auto policy = parseInt(rest[kPolicy]);
-  if (!nice || !start || !rt_priority || !policy) return fail(EINVAL, "stat: malformed number");
+  if (!ppid || !flags || !nice || !start || !rt_priority || !policy) return fail(EINVAL, "stat: malformed number");
+  constexpr uint64_t kPfKthread = 0x00200000;  // include/linux/sched.h
   st.state = rest[0][0];
+  st.ppid = static_cast<pid_t>(*ppid);
+  st.kthread = (*flags & kPfKthread) != 0;
   st.nice = static_cast<int>(*nice);
   st.start_time = *start;
   st.rt_priority = static_cast<int>(*rt_priority);

@@ -27,6 +27,8 @@ bool isRealtimePolicy(int policy);
 struct ThreadStat {
   std::string comm;
   char state = '?';         // R, S, D, ...
+  pid_t ppid = 0;           // field 4
+  bool kthread = false;     // PF_KTHREAD in the flags (field 9)
   int nice = 0;             // field 19
   uint64_t start_time = 0;  // field 22, clock ticks after boot; with the tid, a thread's identity
   int rt_priority = 0;      // field 40

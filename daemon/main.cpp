@@ -7,6 +7,7 @@
 
 #include "cgroups/class_tree.h"
 #include "cgroups/features.h"
+#include "daemon/daemon.h"
 #include "policy/policy_loader.h"
 
 namespace {
@@ -57,12 +58,14 @@ int main(int argc, char** argv) {
   std::string policy_file = "/etc/cpuclass/policy.yaml";
   app.add_option("--policy", policy_file, "main policy file; drop-ins are read from policy.d next to it")
       ->capture_default_str();
+  std::string state_dir = "/run/cpuclassd";
+  app.add_option("--state-dir", state_dir, "where thread origins are kept across restarts")->capture_default_str();
   std::optional<std::string> check_file;
   app.add_option("--check-policy", check_file, "check a policy file (and its policy.d) and exit")
       ->expected(0, 1);
   CLI11_PARSE(app, argc, argv);
   if (do_probe) return probe();
   if (app.count("--check-policy") > 0) return checkPolicy(check_file && !check_file->empty() ? *check_file : policy_file);
-  std::fprintf(stderr, "cpuclassd: the daemon loop is not built yet; try --probe\n");
-  return 2;
+  daemon::Logger log;
+  return daemon::runDaemon({policy_file, state_dir}, log);
 }

@@ -162,7 +162,7 @@ TEST(ProcFsFake, ListsThreadsAndReadsFacts) {
   ProcFs fs(std::move(*dir));
   EXPECT_EQ(*fs.processes(), std::vector<pid_t>{100});
   EXPECT_EQ(*fs.threads(100), (std::vector<pid_t>{100, 101}));
-  const auto f = fs.thread(100, 101);
+  const auto f = fs.thread(100, 101, true);
   ASSERT_TRUE(f) << f.error().message;
   EXPECT_EQ(f->comm, "bg merge 1");
   EXPECT_EQ(f->policy, kSchedIdle);

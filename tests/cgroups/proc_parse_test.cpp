@@ -15,6 +15,8 @@ TEST(ProcParse, StatOfAPlainProcess) {
   ASSERT_TRUE(st) << st.error().message;
   EXPECT_EQ(st->comm, "cat");
   EXPECT_EQ(st->state, 'R');
+  EXPECT_EQ(st->ppid, 3273);
+  EXPECT_FALSE(st->kthread);
   EXPECT_EQ(st->nice, 0);
   EXPECT_EQ(st->start_time, 33253u);
   EXPECT_EQ(st->policy, kSchedOther);

@@ -1,0 +1,206 @@
+#include "daemon/daemon.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <optional>
+
+#include "cgroups/features.h"
+#include "daemon/manager.h"
+#include "policy/policy_loader.h"
+
+namespace cpuclass::daemon {
+namespace {
+
+using std::chrono::microseconds;
+
+// Owns the loop's sources; every sd-event callback lands in one of its methods and never lets
+// an exception escape into C.
+class Loop {
+ public:
+  Loop(const Options& options, Logger& log, Manager& manager, std::optional<cgroups::ProcConnector> connector)
+      : options_(options), log_(log), manager_(manager), connector_(std::move(connector)) {}
+  ~Loop() {
+    for (auto* s : sources_) sd_event_source_unref(s);
+    sd_event_unref(event_);
+  }
+
+  Result<void> setUp() {
+    if (int r = sd_event_default(&event_); r < 0) return fail(-r, "sd_event_default failed");
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (const int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&mask, sig);
+    // sd_event_add_signal needs the signals blocked first (LIBRARY_NOTES).
+    if (sigprocmask(SIG_BLOCK, &mask, nullptr) != 0) return failErrno("sigprocmask");
+    for (const int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
+      sd_event_source* s = nullptr;
+      if (int r = sd_event_add_signal(event_, &s, sig, &Loop::onSignal, this); r < 0) {
+        return fail(-r, std::string("sd_event_add_signal: ") + std::strerror(-r));
+      }
+      sources_.push_back(s);
+    }
+    if (connector_) {
+      sd_event_source* s = nullptr;
+      if (int r = sd_event_add_io(event_, &s, connector_->fd(), EPOLLIN, &Loop::onEvents, this); r < 0) {
+        return fail(-r, std::string("sd_event_add_io: ") + std::strerror(-r));
+      }
+      sources_.push_back(s);
+    }
+    sd_event_source* timer = nullptr;
+    if (int r = sd_event_add_time_relative(event_, &timer, CLOCK_MONOTONIC, rescanUsec(), 0, &Loop::onRescan, this); r < 0) {
+      return fail(-r, std::string("sd_event_add_time_relative: ") + std::strerror(-r));
+    }
+    sources_.push_back(timer);
+    // Pings WATCHDOG=1 at half of WATCHDOG_USEC; a no-op outside systemd.
+    (void)sd_event_set_watchdog(event_, true);
+    return {};
+  }
+
+  int run() {
+    sd_notifyf(false, "READY=1\nSTATUS=%s", manager_.status().c_str());
+    log_.notice("started: {}", manager_.status());
+    const int r = sd_event_loop(event_);
+    sd_notify(false, "STOPPING=1");
+    return r < 0 ? 1 : 0;
+  }
+
+ private:
+  uint64_t rescanUsec() const {
+    return static_cast<uint64_t>(std::chrono::duration_cast<microseconds>(manager_.policy().daemon.rescan_interval).count());
+  }
+
+  static int onSignal(sd_event_source*, const signalfd_siginfo* si, void* userdata) {
+    auto* self = static_cast<Loop*>(userdata);
+    try {
+      switch (si->ssi_signo) {
+        case SIGHUP: self->reload(); break;
+        case SIGUSR1: self->report(); break;
+        default:
+          self->log_.info("received {}, stopping", strsignal(static_cast<int>(si->ssi_signo)));
+          sd_event_exit(self->event_, 0);
+      }
+    } catch (const std::exception& e) {
+      self->log_.error("signal handler: {}", e.what());
+    }
+    return 0;
+  }
+
+  static int onEvents(sd_event_source*, int, uint32_t, void* userdata) {
+    auto* self = static_cast<Loop*>(userdata);
+    try {
+      bool lost = false;
+      auto events = self->connector_->drain(lost);
+      if (!events) {
+        self->log_.error("{}; falling back to rescans", events.error().message);
+        return 0;
+      }
+      self->manager_.handleEvents(*events, lost);
+    } catch (const std::exception& e) {
+      self->log_.error("event handler: {}", e.what());
+    }
+    return 0;
+  }
+
+  static int onRescan(sd_event_source* s, uint64_t, void* userdata) {
+    auto* self = static_cast<Loop*>(userdata);
+    try {
+      self->manager_.rescan();
+      sd_notifyf(false, "STATUS=%s", self->manager_.status().c_str());
+    } catch (const std::exception& e) {
+      self->log_.error("rescan: {}", e.what());
+    }
+    (void)sd_event_source_set_time_relative(s, self->rescanUsec());
+    (void)sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+    return 0;
+  }
+
+  void reload() {
+    sd_notify(false, "RELOADING=1");
+    auto loaded = policy::loadPolicy(options_.policy_file, policy::dropinDirFor(options_.policy_file));
+    if (!loaded.policy) {
+      for (const auto& d : loaded.diagnostics) log_.error("{}", d.str());
+      ++manager_.mutableStats().reload_failures;
+      log_.error("reload failed with {} error(s); the previous policy stays in force", loaded.diagnostics.size());
+    } else {
+      log_.setLevel(loaded.policy->daemon.log_level);
+      manager_.reload(std::move(*loaded.policy));
+      log_.notice("reloaded {}: {}", options_.policy_file, manager_.status());
+    }
+    sd_notifyf(false, "READY=1\nSTATUS=%s", manager_.status().c_str());
+  }
+
+  void report() {
+    const auto& st = manager_.stats();
+    log_.notice("status: {}; drift corrected {}, realtime skipped {}, events {} (lost {}), rescans {}, reloads {} ({} failed)",
+                manager_.status(), st.drift_corrections, st.realtime_skipped, st.events, st.events_lost, st.rescans,
+                st.reloads, st.reload_failures);
+    log_.notice("placement latency of new threads: n={} p50={}us p99={}us max={}us", st.placement_latency_us.size(),
+                quantile(st.placement_latency_us, 0.5), quantile(st.placement_latency_us, 0.99),
+                quantile(st.placement_latency_us, 1.0));
+  }
+
+  const Options& options_;
+  Logger& log_;
+  Manager& manager_;
+  std::optional<cgroups::ProcConnector> connector_;
+  sd_event* event_ = nullptr;
+  std::vector<sd_event_source*> sources_;
+};
+
+}  // namespace
+
+uint32_t quantile(std::vector<uint32_t> sample, double p) {
+  if (sample.empty()) return 0;
+  const auto rank = static_cast<size_t>(p * static_cast<double>(sample.size() - 1) + 0.5);
+  std::nth_element(sample.begin(), sample.begin() + static_cast<ptrdiff_t>(rank), sample.end());
+  return sample[rank];
+}
+
+int runDaemon(const Options& options, Logger& log) {
+  auto loaded = policy::loadPolicy(options.policy_file, policy::dropinDirFor(options.policy_file));
+  if (!loaded.policy) {
+    for (const auto& d : loaded.diagnostics) log.error("{}", d.str());
+    log.error("cannot start with a broken policy ({} error(s))", loaded.diagnostics.size());
+    return 1;
+  }
+  log.setLevel(loaded.policy->daemon.log_level);
+
+  auto proc = cgroups::ProcFs::openSystem();
+  auto mountinfo = proc ? proc->root().read("self/mountinfo") : Result<std::string>(tl::unexpected(proc.error()));
+  auto layout = mountinfo ? cgroups::detectLayout(*mountinfo) : Result<cgroups::CgroupLayout>(tl::unexpected(mountinfo.error()));
+  if (!layout) return log.error("cannot find the cgroup hierarchies: {}", layout.error().message), 1;
+  auto tree = cgroups::ClassTree::openSystem(*layout);
+  if (!tree) return log.error("{}", tree.error().message), 1;
+  const auto features = cgroups::probeFeatures(*layout, *tree);
+  std::string feature_text;
+  for (const auto& [name, on] : cgroups::featureList(features)) feature_text += " " + name + "=" + (on ? "yes" : "no");
+  log.info("cgroup mode {}, cpu controller at {} (v{});{}", cgroups::toString(layout->mode), layout->cpu.mount_point,
+           layout->cpu.version, feature_text);
+
+  if (::mkdir(options.state_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return log.error("cannot create {}: {}", options.state_dir, std::strerror(errno)), 1;
+  }
+  std::optional<cgroups::ProcConnector> connector;
+  if (auto c = cgroups::ProcConnector::open(features.proc_connector_filter)) {
+    connector.emplace(std::move(*c));
+  } else {
+    log.warning("{}; new threads are found by rescans only (every {}ms)", c.error().message,
+                loaded.policy->daemon.rescan_interval.count());
+  }
+
+  // Subscribed before the first scan, so no thread created in between is missed.
+  Manager manager(std::move(*loaded.policy), std::move(*tree), std::move(*proc), StateFile(options.state_dir + "/state"), log);
+  Loop loop(options, log, manager, std::move(connector));
+  if (auto r = loop.setUp(); !r) return log.error("{}", r.error().message), 1;
+  manager.start();
+  const int rc = loop.run();
+  manager.stop();
+  return rc;
+}
+
+}  // namespace cpuclass::daemon

@@ -1,0 +1,516 @@
+#include "daemon/manager.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "cgroups/sched.h"
+
+namespace cpuclass::daemon {
+namespace {
+
+using cgroups::Outcome;
+using cgroups::ProcEvent;
+
+int kernelPolicy(policy::ThreadSched s) {
+  switch (s) {
+    case policy::ThreadSched::kOther: return cgroups::kSchedOther;
+    case policy::ThreadSched::kBatch: return cgroups::kSchedBatch;
+    case policy::ThreadSched::kIdle: return cgroups::kSchedIdle;
+  }
+  return cgroups::kSchedOther;
+}
+
+uint64_t monotonicNs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+std::string errnoName(int code) {
+  const char* name = ::strerrorname_np(code);
+  return name != nullptr ? name : "E" + std::to_string(code);
+}
+
+// Where a thread goes when we hold no record of its origin: the root of every hierarchy.
+const std::vector<cgroups::CgroupEntry>& rootEntries() {
+  static const std::vector<cgroups::CgroupEntry> entries{
+      {1, {"cpu"}, "/"}, {2, {"cpuacct"}, "/"}, {0, {}, "/"}};
+  return entries;
+}
+
+}  // namespace
+
+Manager::Manager(policy::Policy policy, cgroups::ClassTree tree, cgroups::ProcFs proc, StateFile state, Logger& log)
+    : policy_(std::move(policy)), tree_(std::move(tree)), proc_(std::move(proc)), state_(std::move(state)), log_(log) {}
+
+std::string Manager::baseOf(const std::string& worker) const {
+  return cgroups::ClassTree::v1Base(policy_.daemon.cgroup_prefix, worker);
+}
+
+std::string Manager::status() const {
+  return fmt::format("{} workers' processes, {} threads managed; {} moves, {} gone, {} failures", processes_.size(),
+                     threads_.size(), stats_.moves, stats_.gone, [&] {
+                       uint64_t n = 0;
+                       for (const auto& [k, v] : stats_.failures) n += v;
+                       return n;
+                     }());
+}
+
+void Manager::start() {
+  if (auto loaded = state_.load()) {
+    originals_ = std::move(*loaded);
+  } else {
+    log_.warning("{}, starting without it: threads an earlier run moved go to the root group on stop",
+                 loaded.error().message);
+  }
+  rescan();
+  restoreLeftovers();
+  saveOriginals();
+}
+
+void Manager::considerProcess(pid_t pid) {
+  auto main = proc_.thread(pid, pid);
+  if (!main) return;  // exited, or not a process (a thread id): nothing to do
+  if (const auto it = processes_.find(pid); it != processes_.end()) {
+    if (it->second.start_time == main->start_time) return;
+    forgetProcess(pid);  // the PID was reused
+  }
+  if (main->kthread) return;
+  if (const auto it = unmatched_.find(pid); it != unmatched_.end() && it->second == main->start_time) return;
+
+  policy::ProcessFacts facts;
+  facts.comm = main->comm;
+  facts.exe = proc_.exe(pid).value_or("");
+  facts.cmdline = proc_.cmdline(pid).value_or("");
+  facts.cgroup = cgroups::cgroupPathOf(main->cgroups, "").value_or(cgroups::cgroupPathOf(main->cgroups, "cpu").value_or(""));
+
+  // A child of a managed process belongs to the parent's worker, even if it matches a worker
+  // itself (a helper in the same systemd unit, say): process rules then decide its class.
+  if (const auto parent = processes_.find(main->ppid); parent != processes_.end()) {
+    addProcess(pid, main->start_time, parent->second.worker, true, std::move(facts));
+    return;
+  }
+  const auto* worker = policy::matchWorker(policy_, facts);
+  if (worker == nullptr) {
+    unmatched_[pid] = main->start_time;
+    return;
+  }
+  addProcess(pid, main->start_time, worker->name, false, std::move(facts));
+}
+
+void Manager::addProcess(pid_t pid, uint64_t start_time, std::string worker, bool child, policy::ProcessFacts facts) {
+  if (tree_.control().version() == cgroups::CgroupVersion::kV2) {
+    // Pure cgroup v2 needs the worker's delegated cgroup (DESIGN.md §4); not built yet.
+    if (v2_warned_.insert(worker).second) {
+      log_.warning("worker {}: placement on pure cgroup v2 is not supported yet, leaving pid {} alone", worker, pid);
+    }
+    return;
+  }
+  unmatched_.erase(pid);
+  Process p{start_time, std::move(worker), child, std::move(facts), {}};
+  if (auto fd = cgroups::ProcFs::openPidfd(pid)) p.pidfd = std::move(*fd);
+  log_.info("managing pid {} ({}) as {} of worker {}", pid, p.facts.comm, child ? "a child process" : "a process",
+            p.worker);
+  pending_removal_.erase(p.worker);
+  processes_.emplace(pid, std::move(p));
+  markThreadsDirty(pid);
+}
+
+void Manager::markThreadsDirty(pid_t pid) {
+  if (auto tids = proc_.threads(pid)) {
+    for (const pid_t tid : *tids) dirty_.emplace(tid, pid);
+  }
+}
+
+void Manager::forgetProcess(pid_t pid) {
+  const auto it = processes_.find(pid);
+  if (it == processes_.end()) return;
+  const std::string worker = it->second.worker;
+  processes_.erase(it);
+  for (auto t = threads_.begin(); t != threads_.end();) {
+    if (t->second.tgid == pid) {
+      originals_dirty_ |= originals_.erase(t->first) > 0;
+      dirty_.erase(t->first);
+      t = threads_.erase(t);
+    } else {
+      ++t;
+    }
+  }
+  tryRemoveWorkerGroups(worker);
+}
+
+void Manager::releaseProcess(pid_t pid) {
+  for (const auto& [tid, t] : threads_) {
+    if (t.tgid == pid) restoreThread(tid);
+  }
+  log_.info("released pid {}: no worker matches it any more", pid);
+  forgetProcess(pid);
+}
+
+void Manager::tryRemoveWorkerGroups(const std::string& worker) {
+  for (const auto& [pid, p] : processes_) {
+    if (p.worker == worker) return;
+  }
+  // Exiting threads can hold a group for a moment (EBUSY): retried at the next rescan.
+  if (auto r = tree_.removeBase(baseOf(worker)); !r) {
+    pending_removal_.insert(worker);
+    return;
+  }
+  pending_removal_.erase(worker);
+  for (auto it = ensured_.begin(); it != ensured_.end();) {
+    it = it->starts_with(baseOf(worker) + "/") ? ensured_.erase(it) : std::next(it);
+  }
+  log_.info("worker {} has no processes left; removed its groups", worker);
+}
+
+void Manager::handleEvents(const std::vector<ProcEvent>& events, bool lost) {
+  for (const auto& ev : events) {
+    ++stats_.events;
+    switch (ev.kind) {
+      case ProcEvent::Kind::kFork:
+        if (ev.isNewThread()) {
+          if (processes_.contains(ev.tgid)) {
+            dirty_.emplace(ev.tid, ev.tgid);
+            threads_[ev.tid].created_ns = ev.timestamp_ns;
+            threads_[ev.tid].tgid = ev.tgid;
+          }
+        } else if (processes_.contains(ev.parent_tgid)) {
+          considerProcess(ev.tgid);
+        }
+        break;
+      case ProcEvent::Kind::kExec:
+        unmatched_.erase(ev.tgid);
+        if (const auto it = processes_.find(ev.tgid); it != processes_.end() && !it->second.child) {
+          releaseProcess(ev.tgid);  // a new program: match it again from scratch
+        } else if (it != processes_.end()) {
+          forgetProcess(ev.tgid);  // children are re-added below, with their new comm and exe
+        }
+        considerProcess(ev.tgid);
+        break;
+      case ProcEvent::Kind::kComm:
+        if (processes_.contains(ev.tgid)) {
+          dirty_.emplace(ev.tid, ev.tgid);
+          if (ev.tid == ev.tgid && processes_[ev.tgid].child) {
+            processes_[ev.tgid].facts.comm = ev.comm;  // process rules match on it
+            markThreadsDirty(ev.tgid);
+          }
+        }
+        break;
+      case ProcEvent::Kind::kExit:
+        if (ev.tid == ev.tgid) {
+          unmatched_.erase(ev.tgid);
+          forgetProcess(ev.tgid);
+        } else if (threads_.erase(ev.tid) > 0) {
+          dirty_.erase(ev.tid);
+          originals_dirty_ |= originals_.erase(ev.tid) > 0;
+        }
+        break;
+    }
+  }
+  if (lost) {
+    ++stats_.events_lost;
+    log_.notice("the kernel dropped proc connector events; rescanning /proc");
+    unmatched_.clear();
+    rescan();
+    return;
+  }
+  reconcile();
+}
+
+void Manager::rescan() {
+  ++stats_.rescans;
+  auto pids = proc_.processes();
+  if (!pids) {
+    countFailure(pids.error(), "list /proc");
+    return;
+  }
+  const std::set<pid_t> live(pids->begin(), pids->end());
+  std::vector<pid_t> gone;
+  for (const auto& [pid, p] : processes_) {
+    if (!live.contains(pid)) gone.push_back(pid);
+  }
+  for (const pid_t pid : gone) forgetProcess(pid);
+  for (auto it = unmatched_.begin(); it != unmatched_.end();) it = live.contains(it->first) ? std::next(it) : unmatched_.erase(it);
+
+  // Parents before children: repeat while a pass adds processes, so a child seen before its
+  // parent (PID wrap-around) is still found.
+  for (size_t before = SIZE_MAX; before != processes_.size();) {
+    before = processes_.size();
+    for (const pid_t pid : *pids) {
+      if (const auto it = unmatched_.find(pid); it != unmatched_.end()) {
+        if (auto st = proc_.thread(pid, pid); st && processes_.contains(st->ppid)) unmatched_.erase(it);
+      }
+      considerProcess(pid);
+    }
+  }
+  for (const auto& [pid, p] : processes_) markThreadsDirty(pid);
+  for (const auto& worker : std::set<std::string>(pending_removal_)) tryRemoveWorkerGroups(worker);
+  reconcile();
+}
+
+void Manager::reconcile() {
+  std::vector<PlanItem> items;
+  std::map<pid_t, const policy::ClassSpec*> specs;
+  for (const auto& [tid, tgid] : dirty_) {
+    const auto process = processes_.find(tgid);
+    if (process == processes_.end()) continue;
+    auto facts = proc_.thread(tgid, tid);
+    if (!facts) {
+      if (!isGone(facts.error())) countFailure(facts.error(), "read thread");
+      threads_.erase(tid);
+      originals_dirty_ |= originals_.erase(tid) > 0;
+      continue;
+    }
+    Thread& t = threads_[tid];
+    if (t.start_time != 0 && t.start_time != facts->start_time) t = Thread{};  // TID reused
+    t.tgid = tgid;
+    t.start_time = facts->start_time;
+    if (const auto o = originals_.find(tid); o == originals_.end() || o->second.start_time != facts->start_time) {
+      recordOriginal(tid, tgid, *facts);
+    }
+    const auto* worker = policy_.findWorker(process->second.worker);
+    if (worker == nullptr) continue;  // cannot happen: reload re-matches every process first
+    t.decision = policy::classifyThread(
+        policy_, {.worker = worker,
+                  .comm = facts->comm,
+                  .child_process = process->second.child ? &process->second.facts : nullptr,
+                  .requested_class = t.requested_class ? std::optional<std::string_view>(*t.requested_class) : std::nullopt});
+    const auto* spec = policy_.findClass(t.decision.class_name);
+    specs[tid] = spec;
+    items.push_back({tid,
+                     {baseOf(worker->name) + "/" + spec->name, kernelPolicy(spec->sched), spec->nice},
+                     {tree_.controlGroupOf(facts->cgroups), facts->policy, facts->nice, facts->realtime}});
+  }
+  dirty_.clear();
+
+  const Plan p = plan(items);
+  for (const pid_t tid : p.realtime) {
+    if (auto& t = threads_[tid]; !t.realtime_reported) {
+      t.realtime_reported = true;
+      ++stats_.realtime_skipped;
+      log_.notice("tid {} is real-time (SCHED_FIFO/RR/DEADLINE); the kernel keeps it out of class groups, skipping",
+                  tid);
+    }
+  }
+  // Moves to one group go out as one batch: one open file, writes in a burst.
+  std::map<std::string, std::vector<pid_t>> moves;
+  for (const auto& a : p.actions) {
+    if (a.kind == Action::Kind::kMove) moves[a.target.group].push_back(a.tid);
+  }
+  for (const auto& [group, tids] : moves) placeBatch(group, tids, *specs[tids.front()]);
+  for (const auto& a : p.actions) {
+    if (a.kind != Action::Kind::kSetSched) continue;
+    auto r = cgroups::setThreadSched(a.tid, {a.target.policy, a.target.nice});
+    if (!r) {
+      countFailure(r.error(), "set scheduling");
+    } else if (*r == Outcome::kGone) {
+      ++stats_.gone;
+    } else if (*r == Outcome::kDone) {
+      ++stats_.sched_changes;
+    }
+  }
+  saveOriginals();
+}
+
+void Manager::recordOriginal(pid_t tid, pid_t tgid, const cgroups::ThreadFacts& facts) {
+  // Threads inherit their creator's cgroups and policy (KERNEL_NOTES), so a thread first seen
+  // inside our tree was born there: its origin is its process's. The state file keeps origins
+  // across a crash; a thread with no known origin goes to the root on restore.
+  const auto group = tree_.controlGroupOf(facts.cgroups);
+  const bool born_inside = group && group->starts_with(policy_.daemon.cgroup_prefix + "/");
+  Original o{facts.start_time, facts.policy, facts.nice, {}};
+  if (born_inside) {
+    const auto main = originals_.find(tgid);
+    if (main != originals_.end() && tid != tgid) {
+      o = main->second;
+      o.start_time = facts.start_time;
+    } else {
+      o.policy = cgroups::kSchedOther;
+      o.nice = 0;
+    }
+  } else {
+    for (const auto& e : facts.cgroups) {
+      std::string controllers;
+      for (const auto& c : e.controllers) controllers += (controllers.empty() ? "" : ",") + c;
+      o.cgroups += std::to_string(e.hierarchy_id) + ":" + controllers + ":" + e.path + "\n";
+    }
+  }
+  originals_[tid] = std::move(o);
+  originals_dirty_ = true;
+}
+
+void Manager::placeBatch(const std::string& group, const std::vector<pid_t>& tids, const policy::ClassSpec& spec) {
+  const auto slash = group.rfind('/');
+  const std::string base = group.substr(0, slash), cls = group.substr(slash + 1);
+  if (!ensured_.contains(group)) {
+    if (auto r = tree_.ensureClass(base, cls, {spec.cpu_weight, spec.idle}); !r) {
+      log_.error("cannot set up group {}: {}", group, r.error().message);
+      for (size_t i = 0; i < tids.size(); ++i) countFailure(r.error(), "");
+      return;
+    }
+    ensured_.insert(group);
+  }
+  auto placed = tree_.place(base, cls, tids);
+  if (!placed) {
+    countFailure(placed.error(), "move threads");
+    return;
+  }
+  stats_.accounting_failures += placed->accounting_failures;
+  const uint64_t now = monotonicNs();
+  for (const auto& item : placed->items) {
+    Thread& t = threads_[item.tid];
+    if (!item.result) {
+      countFailure(item.result.error(), "move tid " + std::to_string(item.tid));
+    } else if (*item.result == Outcome::kGone) {
+      ++stats_.gone;
+      log_.debug("tid {} exited before its move", item.tid);
+    } else if (*item.result == Outcome::kDone) {
+      ++stats_.moves;
+      if (t.applied_group == group) {
+        ++stats_.drift_corrections;
+        log_.info("tid {} was moved out of {} by someone else; put back", item.tid, group);
+      }
+      t.applied_group = group;
+      if (t.created_ns != 0 && now > t.created_ns) {
+        stats_.placement_latency_us.push_back(static_cast<uint32_t>(std::min<uint64_t>((now - t.created_ns) / 1000, UINT32_MAX)));
+        if (stats_.placement_latency_us.size() > 1'000'000) stats_.placement_latency_us.clear();
+      }
+      t.created_ns = 0;
+      log_.debug("tid {} -> {} ({})", item.tid, group, t.decision.reason);
+    }
+  }
+}
+
+void Manager::restoreThread(pid_t tid) {
+  const auto o = originals_.find(tid);
+  if (o == originals_.end()) return;
+  auto entries = cgroups::parseProcCgroup(o->second.cgroups);
+  const auto& where = entries ? *entries : rootEntries();
+  if (auto r = tree_.restore(tid, where); !r) countFailure(r.error(), "restore tid " + std::to_string(tid));
+  if (!cgroups::isRealtimePolicy(o->second.policy)) {
+    if (auto r = cgroups::setThreadSched(tid, {o->second.policy, o->second.nice}); !r) {
+      countFailure(r.error(), "restore scheduling of tid " + std::to_string(tid));
+    }
+  }
+}
+
+void Manager::restoreForeign(pid_t tid) {
+  // A thread left in our groups by an earlier run for a process nobody manages now.
+  const auto o = originals_.find(tid);
+  auto facts = proc_.thread(tid, tid);  // any tid can be read as /proc/<tid>/task/<tid>
+  const bool known = o != originals_.end() && facts && facts->start_time == o->second.start_time;
+  if (known) {
+    restoreThread(tid);
+  } else if (auto r = tree_.restore(tid, rootEntries()); !r) {
+    countFailure(r.error(), "restore tid " + std::to_string(tid));
+  }
+  originals_dirty_ |= originals_.erase(tid) > 0;
+}
+
+void Manager::restoreLeftovers() {
+  const std::string& prefix = policy_.daemon.cgroup_prefix;
+  if (!tree_.control().exists(prefix)) return;
+  std::set<std::string> active;
+  for (const auto& [pid, p] : processes_) active.insert(p.worker);
+  for (const auto& worker : tree_.children(prefix).value_or(std::vector<std::string>{})) {
+    for (const auto& cls : tree_.children(prefix + "/" + worker).value_or(std::vector<std::string>{})) {
+      for (const pid_t tid : tree_.control().threads(prefix + "/" + worker + "/" + cls).value_or(std::vector<pid_t>{})) {
+        if (!threads_.contains(tid)) restoreForeign(tid);
+      }
+    }
+    if (!active.contains(worker)) {
+      log_.info("removing groups of worker {} left by an earlier run", worker);
+      tryRemoveWorkerGroups(worker);
+    }
+  }
+  // Originals of threads that no longer exist are of no use.
+  for (auto it = originals_.begin(); it != originals_.end();) {
+    if (threads_.contains(it->first)) {
+      ++it;
+    } else {
+      it = originals_.erase(it);
+      originals_dirty_ = true;
+    }
+  }
+}
+
+void Manager::reload(policy::Policy next) {
+  const std::set<std::string> old_groups = ensured_;
+  policy_ = std::move(next);
+  ensured_.clear();
+  unmatched_.clear();
+  v2_warned_.clear();
+  ++stats_.reloads;
+  // Workers are matched again first, so that classification below only meets known workers.
+  std::vector<pid_t> pids;
+  for (const auto& [pid, p] : processes_) pids.push_back(pid);
+  for (const pid_t pid : pids) {
+    const auto it = processes_.find(pid);
+    if (it == processes_.end() || it->second.child) continue;
+    const auto* w = policy::matchWorker(policy_, it->second.facts);
+    if (w == nullptr || w->name != it->second.worker) releaseProcess(pid);
+  }
+  for (const auto& [pid, p] : processes_) {
+    if (policy_.findWorker(p.worker) == nullptr) releaseProcess(pid);  // orphaned children
+  }
+  // Class settings are rewritten in place on groups that stay.
+  for (const auto& group : old_groups) {
+    const auto slash = group.rfind('/');
+    if (const auto* spec = policy_.findClass(group.substr(slash + 1))) {
+      if (auto r = tree_.ensureClass(group.substr(0, slash), spec->name, {spec->cpu_weight, spec->idle}); r) {
+        ensured_.insert(group);
+      } else {
+        log_.error("cannot update group {}: {}", group, r.error().message);
+      }
+    }
+  }
+  rescan();
+  // Groups of classes that no longer exist are empty now.
+  for (const auto& group : old_groups) {
+    if (!ensured_.contains(group)) {
+      (void)tree_.control().removeGroup(group);
+      if (const auto* acct = tree_.accounting()) (void)acct->removeGroup(group);
+    }
+  }
+}
+
+void Manager::stop() {
+  if (policy_.daemon.on_stop == policy::OnStop::kKeep) {
+    saveOriginals();
+    log_.info("stopping; threads keep their classes (on_stop: keep)");
+    return;
+  }
+  for (const auto& [tid, t] : threads_) restoreThread(tid);
+  std::set<std::string> workers;
+  for (const auto& [pid, p] : processes_) workers.insert(p.worker);
+  workers.insert(pending_removal_.begin(), pending_removal_.end());
+  for (const auto& w : workers) {
+    if (auto r = tree_.removeBase(baseOf(w)); !r) log_.warning("{}, ignoring", r.error().message);
+  }
+  for (const cgroups::Hierarchy* h : {&tree_.control(), tree_.accounting()}) {
+    if (h != nullptr && h->children(policy_.daemon.cgroup_prefix).value_or(std::vector<std::string>{"x"}).empty()) {
+      (void)h->removeGroup(policy_.daemon.cgroup_prefix);
+    }
+  }
+  if (auto r = state_.remove(); !r) log_.warning("{}, ignoring", r.error().message);
+  log_.info("stopped; {} threads restored to their original groups and scheduling", threads_.size());
+}
+
+void Manager::countFailure(const Error& e, std::string_view what) {
+  ++stats_.failures[errnoName(e.code)];
+  if (!what.empty()) log_.warning("{}: {}", what, e.message);
+}
+
+void Manager::saveOriginals() {
+  if (!originals_dirty_) return;
+  if (auto r = state_.save(originals_); !r) {
+    log_.warning("{}, ignoring: a crash now would lose where threads came from", r.error().message);
+    return;
+  }
+  originals_dirty_ = false;
+}
+
+}  // namespace cpuclass::daemon

@@ -1,0 +1,120 @@
+// The daemon's model of the managed workers and the steps of DESIGN.md's data flow:
+// discover (scan, events) -> classify (policy) -> plan (pure) -> place (kernel layer).
+//
+// Single-threaded by design: called from the one sd_event loop only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/unique_fd.h"
+#include "cgroups/class_tree.h"
+#include "cgroups/proc_events.h"
+#include "cgroups/proc_fs.h"
+#include "daemon/log.h"
+#include "daemon/planner.h"
+#include "daemon/state_file.h"
+#include "policy/classifier.h"
+#include "policy/policy.h"
+
+namespace cpuclass::daemon {
+
+// Counters only grow; they are what metrics and status report.
+struct Stats {
+  uint64_t moves = 0;              // threads placed in a class group
+  uint64_t sched_changes = 0;      // sched_setattr calls that changed a thread
+  uint64_t gone = 0;               // threads that exited before we could act (normal)
+  uint64_t realtime_skipped = 0;   // RT threads left alone (counted once per thread)
+  uint64_t drift_corrections = 0;  // threads someone else moved or re-prioritised, put back
+  uint64_t accounting_failures = 0;
+  uint64_t events = 0;
+  uint64_t events_lost = 0;  // ENOBUFS from the proc connector, each followed by a rescan
+  uint64_t rescans = 0;
+  uint64_t reloads = 0;
+  uint64_t reload_failures = 0;
+  std::map<std::string, uint64_t> failures;  // by errno name, e.g. "EACCES"
+  // New threads: kernel fork timestamp to the end of their move, in microseconds.
+  std::vector<uint32_t> placement_latency_us;
+};
+
+class Manager {
+ public:
+  Manager(policy::Policy policy, cgroups::ClassTree tree, cgroups::ProcFs proc, StateFile state, Logger& log);
+
+  // Loads the originals of an earlier run, scans, places every thread, and restores threads an
+  // earlier run left in groups nobody manages any more.
+  void start();
+  void handleEvents(const std::vector<cgroups::ProcEvent>& events, bool lost);
+  // Full /proc scan: finds what events missed and corrects drift.
+  void rescan();
+  // Applies a new, already validated policy in place.
+  void reload(policy::Policy policy);
+  // Per policy: `restore` puts every thread back and removes the groups; `keep` leaves them.
+  void stop();
+
+  const Stats& stats() const { return stats_; }
+  Stats& mutableStats() { return stats_; }
+  const policy::Policy& policy() const { return policy_; }
+  size_t managedProcesses() const { return processes_.size(); }
+  size_t managedThreads() const { return threads_.size(); }
+  std::string status() const;  // one line for sd_notify STATUS= and logs
+
+ private:
+  struct Process {
+    uint64_t start_time = 0;
+    std::string worker;
+    bool child = false;  // a child process of a worker process: process rules apply
+    policy::ProcessFacts facts;
+    UniqueFd pidfd;  // keeps naming this process across PID reuse
+  };
+  struct Thread {
+    pid_t tgid = 0;
+    uint64_t start_time = 0;
+    std::optional<std::string> requested_class;
+    policy::Decision decision;
+    std::optional<std::string> applied_group;
+    uint64_t created_ns = 0;  // fork event time, until placed
+    bool realtime_reported = false;
+  };
+
+  std::string baseOf(const std::string& worker) const;
+  void considerProcess(pid_t pid);
+  void addProcess(pid_t pid, uint64_t start_time, std::string worker, bool child, policy::ProcessFacts facts);
+  void forgetProcess(pid_t pid);
+  void releaseProcess(pid_t pid);  // restore its threads, then forget it
+  void markThreadsDirty(pid_t pid);
+  void reconcile();
+  void recordOriginal(pid_t tid, pid_t tgid, const cgroups::ThreadFacts& facts);
+  void placeBatch(const std::string& group, const std::vector<pid_t>& tids, const policy::ClassSpec& spec);
+  void restoreThread(pid_t tid);
+  void restoreForeign(pid_t tid);  // a thread in our groups that we do not manage
+  void restoreLeftovers();
+  void tryRemoveWorkerGroups(const std::string& worker);
+  void countFailure(const Error& e, std::string_view what);
+  void saveOriginals();
+
+  policy::Policy policy_;
+  cgroups::ClassTree tree_;
+  cgroups::ProcFs proc_;
+  StateFile state_;
+  Logger& log_;
+  Stats stats_;
+
+  std::map<pid_t, Process> processes_;
+  std::map<pid_t, Thread> threads_;
+  Originals originals_;
+  bool originals_dirty_ = false;
+  std::map<pid_t, uint64_t> unmatched_;  // pid -> start time of processes no worker matched
+  std::map<pid_t, pid_t> dirty_;         // tid -> tgid, to classify and place
+  std::set<std::string> ensured_;        // groups created and configured under this policy
+  std::set<std::string> pending_removal_;  // workers whose groups still hold exiting threads
+  std::set<std::string> v2_warned_;
+};
+
+}  // namespace cpuclass::daemon

@@ -1,0 +1,22 @@
+#include "daemon/planner.h"
+
+namespace cpuclass::daemon {
+
+Plan plan(const std::vector<PlanItem>& items) {
+  Plan out;
+  std::vector<Action> sched;
+  for (const auto& item : items) {
+    if (item.observed.realtime) {
+      out.realtime.push_back(item.tid);
+      continue;
+    }
+    if (item.observed.group != item.target.group) out.actions.push_back({Action::Kind::kMove, item.tid, item.target});
+    if (item.observed.policy != item.target.policy || item.observed.nice != item.target.nice) {
+      sched.push_back({Action::Kind::kSetSched, item.tid, item.target});
+    }
+  }
+  out.actions.insert(out.actions.end(), sched.begin(), sched.end());
+  return out;
+}
+
+}  // namespace cpuclass::daemon

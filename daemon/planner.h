@@ -1,0 +1,47 @@
+// Pure: from what each managed thread should be and what it is, the actions that close the gap.
+// Used for new threads, reloads and drift (someone else moved or re-prioritised a thread).
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cpuclass::daemon {
+
+struct ThreadTarget {
+  std::string group;  // control-hierarchy group, relative to its root: "<base>/<class>"
+  int policy = 0;     // kernel policy number
+  int nice = 0;
+};
+
+struct ThreadObservation {
+  std::optional<std::string> group;  // where /proc says the thread is (control hierarchy)
+  int policy = 0;
+  int nice = 0;
+  bool realtime = false;
+};
+
+struct PlanItem {
+  pid_t tid = 0;
+  ThreadTarget target;
+  ThreadObservation observed;
+};
+
+struct Action {
+  enum class Kind { kMove, kSetSched };
+  Kind kind = Kind::kMove;
+  pid_t tid = 0;
+  ThreadTarget target;
+  bool operator==(const Action&) const = default;
+};
+
+struct Plan {
+  std::vector<Action> actions;     // moves first, in input order, then scheduling changes
+  std::vector<pid_t> realtime;     // skipped: the kernel keeps RT threads out of child cpu groups
+};
+
+Plan plan(const std::vector<PlanItem>& items);
+
+}  // namespace cpuclass::daemon

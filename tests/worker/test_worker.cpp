@@ -1,0 +1,134 @@
+// cpuclass-test-worker: a stand-in for a database server whose threads tests steer from stdin.
+//   spawn NAME          a parked thread named NAME          -> "tid TID"
+//   burst N PREFIX      N parked threads PREFIX-0..N-1     -> "burst N"
+//   churn N PREFIX      N threads that exit at once         -> "churned N"
+//   rename TID NAME     the thread renames itself           -> "ok"
+//   exit TID            the thread exits and is joined      -> "ok"
+//   spin TID            the thread burns CPU until 'park'   -> "ok"
+//   park TID                                                -> "ok"
+//   quit
+// Arguments are free-form (e.g. --tag=X, for policies to match the command line).
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+
+namespace {
+
+struct Worker {
+  std::thread thread;
+  std::atomic<pid_t> tid{0};
+  std::string rename_to;
+  bool quit = false;
+  bool spin = false;
+};
+
+std::atomic<uint64_t> spin_sink{0};  // keeps the spin loop from being optimised away
+std::mutex mu;
+std::condition_variable cv;
+std::map<pid_t, std::unique_ptr<Worker>> workers;
+
+Worker* startThread(const std::string& name) {
+  auto w = std::make_unique<Worker>();
+  Worker* raw = w.get();
+  raw->thread = std::thread([raw, name] {
+    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+    raw->tid = static_cast<pid_t>(::syscall(SYS_gettid));
+    raw->tid.notify_all();
+    std::unique_lock lock(mu);
+    for (;;) {
+      cv.wait(lock, [raw] { return raw->quit || !raw->rename_to.empty() || raw->spin; });
+      if (raw->quit) return;
+      if (!raw->rename_to.empty()) {
+        pthread_setname_np(pthread_self(), raw->rename_to.substr(0, 15).c_str());
+        raw->rename_to.clear();
+        cv.notify_all();
+      }
+      while (raw->spin && !raw->quit) {
+        lock.unlock();
+        for (int i = 0; i < 100000; ++i) spin_sink.fetch_add(1, std::memory_order_relaxed);
+        lock.lock();
+      }
+    }
+  });
+  raw->tid.wait(0);
+  std::lock_guard lock(mu);
+  const pid_t tid = raw->tid;
+  workers.emplace(tid, std::move(w));
+  return raw;
+}
+
+Worker* find(pid_t tid) {
+  std::lock_guard lock(mu);
+  const auto it = workers.find(tid);
+  return it == workers.end() ? nullptr : it->second.get();
+}
+
+}  // namespace
+
+int main() {
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    std::istringstream in(line);
+    std::string cmd, name;
+    in >> cmd;
+    if (cmd == "spawn" && in >> name) {
+      std::printf("tid %d\n", static_cast<int>(startThread(name)->tid));
+    } else if (cmd == "burst") {
+      int n = 0;
+      in >> n >> name;
+      for (int i = 0; i < n; ++i) startThread(name + "-" + std::to_string(i));
+      std::printf("burst %d\n", n);
+    } else if (cmd == "churn") {
+      int n = 0;
+      in >> n >> name;
+      for (int i = 0; i < n; ++i) std::thread([name] { pthread_setname_np(pthread_self(), name.c_str()); }).join();
+      std::printf("churned %d\n", n);
+    } else if (cmd == "rename" || cmd == "exit" || cmd == "spin" || cmd == "park") {
+      pid_t tid = 0;
+      in >> tid >> name;
+      Worker* w = find(tid);
+      if (w == nullptr) {
+        std::printf("error no thread %d\n", static_cast<int>(tid));
+      } else {
+        {
+          std::unique_lock lock(mu);
+          if (cmd == "rename") w->rename_to = name;
+          if (cmd == "exit") w->quit = true;
+          if (cmd == "spin") w->spin = true;
+          if (cmd == "park") w->spin = false;
+          cv.notify_all();
+          if (cmd == "rename") cv.wait(lock, [w] { return w->rename_to.empty(); });
+        }
+        if (cmd == "exit") {
+          w->thread.join();
+          std::lock_guard lock(mu);
+          workers.erase(tid);
+        }
+        std::printf("ok\n");
+      }
+    } else if (cmd == "quit") {
+      break;
+    } else {
+      std::printf("error unknown command\n");
+    }
+    std::fflush(stdout);
+  }
+  {
+    std::lock_guard lock(mu);
+    for (auto& [tid, w] : workers) w->quit = true;
+    cv.notify_all();
+  }
+  for (auto& [tid, w] : workers) w->thread.join();
+  return 0;
+}
