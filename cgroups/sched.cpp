@@ -1,5 +1,6 @@
 #include "cgroups/sched.h"
 
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -75,6 +76,13 @@ Result<Outcome> setThreadSched(pid_t tid, ThreadSched sched) {
   if (static_cast<int>(current->sched_policy) == sched.policy && current->sched_nice == sched.nice) {
     return Outcome::kDone;
   }
+  // sched_setattr applies sched_nice to SCHED_OTHER/BATCH only; for SCHED_IDLE the kernel keeps
+  // the old nice, so nice goes first through setpriority(2), which is per thread.
+  if (current->sched_nice != sched.nice && ::setpriority(PRIO_PROCESS, static_cast<id_t>(tid), sched.nice) != 0) {
+    if (errno == ESRCH) return Outcome::kGone;
+    return failErrno("setpriority tid " + std::to_string(tid) + " to nice " + std::to_string(sched.nice));
+  }
+  if (static_cast<int>(current->sched_policy) == sched.policy) return Outcome::kDone;
   SchedAttr attr{};
   attr.size = sizeof attr;
   attr.sched_policy = static_cast<uint32_t>(sched.policy);

@@ -106,6 +106,21 @@ TEST_F(KernelTest, ThreadsLandInTheirClassGroupsWithPolicyAndNice) {
   EXPECT_EQ(setThreadSched(t[2], {kSchedOther, 0}), Outcome::kDone);
 }
 
+TEST_F(KernelTest, NiceIsSetAlsoWhenTheTargetPolicyIsIdle) {
+  // sched_setattr ignores sched_nice for SCHED_IDLE; a batch nice 5 thread must still end at 0.
+  ParkedThreads threads(1, "nice");
+  const pid_t tid = threads.tids()[0];
+  ASSERT_EQ(setThreadSched(tid, {kSchedBatch, 5}), Outcome::kDone);
+  ASSERT_EQ(setThreadSched(tid, {kSchedIdle, 0}), Outcome::kDone);
+  EXPECT_EQ(procPolicy(tid), kSchedIdle);
+  EXPECT_EQ(procNice(tid), 0);
+  ASSERT_EQ(setThreadSched(tid, {kSchedIdle, 7}), Outcome::kDone);
+  EXPECT_EQ(procNice(tid), 7);
+  ASSERT_EQ(setThreadSched(tid, {kSchedOther, 0}), Outcome::kDone);
+  EXPECT_EQ(procPolicy(tid), kSchedOther);
+  EXPECT_EQ(procNice(tid), 0);
+}
+
 TEST_F(KernelTest, ClearingIdleKeepsTheConfiguredWeight) {
   ASSERT_TRUE(tree_->ensureClass(base_, "c", {200, true}));
   const std::string group = base_ + "/c";

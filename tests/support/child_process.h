@@ -1,0 +1,55 @@
+// Child processes for tests that run the real binaries: the daemon, the test worker.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace cpuclass::testing {
+
+class ChildProcess {
+ public:
+  // Starts argv with extra environment entries; stdin/stdout piped when `talk`, stderr to a file.
+  ChildProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env, bool talk,
+               const std::string& stderr_file);
+  ~ChildProcess();  // SIGKILL if still running
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Sends a line, returns the reply line (talk mode).
+  std::string ask(const std::string& line);
+  void signal(int sig) const;
+  // Waits for exit up to `timeout`; returns the wait status, or -1 on timeout.
+  int wait(std::chrono::milliseconds timeout);
+  bool running();
+
+ private:
+  pid_t pid_ = -1;
+  FILE* in_ = nullptr;
+  FILE* out_ = nullptr;
+  bool reaped_ = false;
+};
+
+// The sd_notify(3) protocol's receiving end, so tests see READY=1 as systemd would.
+class NotifySocket {
+ public:
+  explicit NotifySocket(const std::string& path);
+  ~NotifySocket();
+  const std::string& path() const { return path_; }
+  // Waits for a datagram containing `text`; false on timeout.
+  bool waitFor(const std::string& text, std::chrono::milliseconds timeout);
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+// Polls `pred` every 2 ms until it holds or `timeout` passes; returns the last result.
+bool waitUntil(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
+
+}  // namespace cpuclass::testing
