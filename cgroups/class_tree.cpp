@@ -154,4 +154,8 @@ Result<std::chrono::nanoseconds> ClassTree::usage(std::string_view base, std::st
   return (accounting_ ? *accounting_ : control_).cpuUsage(group);
 }
 
+Result<std::chrono::microseconds> ClassTree::pressure(std::string_view base, std::string_view cls) const {
+  return (accounting_ ? *accounting_ : control_).cpuPressure(join(base, cls));
+}
+
 }  // namespace cpuclass::cgroups

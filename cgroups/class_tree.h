@@ -53,6 +53,8 @@ class ClassTree {
   Result<void> removeBase(std::string_view base) const;
   // Exact CPU time of base/cls: from the accounting mirror, or the control hierarchy on v2.
   Result<std::chrono::nanoseconds> usage(std::string_view base, std::string_view cls) const;
+  // PSI of base/cls where a v2 hierarchy holds it (the mirror, or the control on v2).
+  Result<std::chrono::microseconds> pressure(std::string_view base, std::string_view cls) const;
 
   const Hierarchy& control() const { return control_; }
   const Hierarchy* accounting() const { return accounting_ ? &*accounting_ : nullptr; }

@@ -155,4 +155,21 @@ Result<std::chrono::nanoseconds> Hierarchy::cpuUsage(std::string_view group) con
   return fail(EINVAL, root_.pathOf(file(group, "cpu.stat")) + ": no usage_usec");
 }
 
+Result<std::chrono::microseconds> Hierarchy::cpuPressure(std::string_view group) const {
+  if (version_ == CgroupVersion::kV1) return fail(ENOTSUP, "PSI needs cgroup v2");
+  auto text = root_.read(file(group, "cpu.pressure"));
+  if (!text) return tl::unexpected(text.error());
+  // "some avg10=0.00 avg60=0.00 avg300=0.00 total=12345"
+  for (const auto line : splitLines(*text)) {
+    const auto f = splitFields(line);
+    if (f.empty() || f[0] != "some") continue;
+    for (const auto field : f) {
+      if (field.starts_with("total=")) {
+        if (const auto us = parseUint(field.substr(6))) return std::chrono::microseconds(*us);
+      }
+    }
+  }
+  return fail(EINVAL, root_.pathOf(file(group, "cpu.pressure")) + ": no some total");
+}
+
 }  // namespace cpuclass::cgroups

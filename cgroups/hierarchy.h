@@ -64,6 +64,8 @@ class Hierarchy {
 
   // Total CPU time of the group and its children: v2 cpu.stat usage_usec, v1 cpuacct.usage.
   Result<std::chrono::nanoseconds> cpuUsage(std::string_view group) const;
+  // v2 only: PSI cpu "some" total, time some thread of the group was runnable without a CPU.
+  Result<std::chrono::microseconds> cpuPressure(std::string_view group) const;
 
  private:
   std::string threadsFile() const { return version_ == CgroupVersion::kV2 ? "cgroup.threads" : "tasks"; }

@@ -12,6 +12,8 @@
 
 #include "cgroups/features.h"
 #include "daemon/manager.h"
+#include "daemon/metrics_publisher.h"
+#include "metrics/exposition.h"
 #include "policy/policy_loader.h"
 
 namespace cpuclass::daemon {
@@ -23,8 +25,9 @@ using std::chrono::microseconds;
 // an exception escape into C.
 class Loop {
  public:
-  Loop(const Options& options, Logger& log, Manager& manager, std::optional<cgroups::ProcConnector> connector)
-      : options_(options), log_(log), manager_(manager), connector_(std::move(connector)) {}
+  Loop(const Options& options, Logger& log, Manager& manager, MetricsPublisher& publisher,
+       std::optional<cgroups::ProcConnector> connector)
+      : options_(options), log_(log), manager_(manager), publisher_(publisher), connector_(std::move(connector)) {}
   ~Loop() {
     for (auto* s : sources_) sd_event_source_unref(s);
     sd_event_unref(event_);
@@ -100,6 +103,7 @@ class Loop {
         return 0;
       }
       self->manager_.handleEvents(*events, lost);
+      self->publisher_.publish(self->manager_);
     } catch (const std::exception& e) {
       self->log_.error("event handler: {}", e.what());
     }
@@ -110,6 +114,7 @@ class Loop {
     auto* self = static_cast<Loop*>(userdata);
     try {
       self->manager_.rescan();
+      self->publisher_.publish(self->manager_);
       sd_notifyf(false, "STATUS=%s", self->manager_.status().c_str());
     } catch (const std::exception& e) {
       self->log_.error("rescan: {}", e.what());
@@ -125,10 +130,15 @@ class Loop {
     if (!loaded.policy) {
       for (const auto& d : loaded.diagnostics) log_.error("{}", d.str());
       ++manager_.mutableStats().reload_failures;
+      publisher_.publish(manager_);
       log_.error("reload failed with {} error(s); the previous policy stays in force", loaded.diagnostics.size());
     } else {
       log_.setLevel(loaded.policy->daemon.log_level);
+      if (loaded.policy->daemon.metrics_listen != manager_.policy().daemon.metrics_listen) {
+        log_.notice("metrics_listen changes take effect at the next start, ignoring");
+      }
       manager_.reload(std::move(*loaded.policy));
+      publisher_.publish(manager_);
       log_.notice("reloaded {}: {}", options_.policy_file, manager_.status());
     }
     sd_notifyf(false, "READY=1\nSTATUS=%s", manager_.status().c_str());
@@ -149,6 +159,7 @@ class Loop {
   const Options& options_;
   Logger& log_;
   Manager& manager_;
+  MetricsPublisher& publisher_;
   std::optional<cgroups::ProcConnector> connector_;
   sd_event* event_ = nullptr;
   std::vector<sd_event_source*> sources_;
@@ -195,12 +206,34 @@ int runDaemon(const Options& options, Logger& log) {
                 loaded.policy->daemon.rescan_interval.count());
   }
 
+  // A second set of read-only cgroup handles for the scrape threads; the Manager's stay its own.
+  auto readers = cgroups::ClassTree::openSystem(*layout);
+  if (!readers) return log.error("{}", readers.error().message), 1;
+  metrics::Sample fixed;
+  fixed.version = CPUCLASS_VERSION;
+  fixed.cgroup_mode = std::string(cgroups::toString(layout->mode));
+  fixed.features = cgroups::featureList(features);
+  MetricsPublisher publisher(std::move(*readers), std::move(fixed));
+  const std::string listen = loaded.policy->daemon.metrics_listen;
+
   // Subscribed before the first scan, so no thread created in between is missed.
   Manager manager(std::move(*loaded.policy), std::move(*tree), std::move(*proc), StateFile(options.state_dir + "/state"), log);
-  Loop loop(options, log, manager, std::move(connector));
+  Loop loop(options, log, manager, publisher, std::move(connector));
   if (auto r = loop.setUp(); !r) return log.error("{}", r.error().message), 1;
   manager.start();
+  publisher.publish(manager);
+  std::unique_ptr<metrics::Server> server;
+  if (listen != "off") {
+    if (auto started = metrics::Server::start(listen, [&publisher] { return publisher.sample(); })) {
+      server = std::move(*started);
+      log.notice("serving metrics on http://{}:{}/metrics", listen.substr(0, listen.rfind(':')), server->port());
+    } else {
+      // Protection matters more than observability: run on, without /metrics.
+      log.error("{}; running without metrics", started.error().message);
+    }
+  }
   const int rc = loop.run();
+  server.reset();  // no scrape may outlive what it reads
   manager.stop();
   return rc;
 }

@@ -59,7 +59,23 @@ std::string Manager::status() const {
                      }());
 }
 
+std::vector<ClassGroupCount> Manager::classGroups() const {
+  std::map<std::string, uint64_t> counts;
+  for (const auto& [tid, t] : threads_) {
+    if (t.applied_group) ++counts[*t.applied_group];
+  }
+  std::vector<ClassGroupCount> out;
+  const std::string prefix = policy_.daemon.cgroup_prefix + "/";
+  for (const auto& group : ensured_) {
+    const auto slash = group.rfind('/');
+    const std::string base = group.substr(0, slash);
+    out.push_back({base.substr(prefix.size()), group.substr(slash + 1), base, counts[group]});
+  }
+  return out;
+}
+
 void Manager::start() {
+  stats_.last_reload_success_seconds = static_cast<double>(::time(nullptr));
   if (auto loaded = state_.load()) {
     originals_ = std::move(*loaded);
   } else {
@@ -252,6 +268,8 @@ void Manager::rescan() {
 }
 
 void Manager::reconcile() {
+  if (dirty_.empty()) return;
+  const uint64_t started = monotonicNs();
   std::vector<PlanItem> items;
   std::map<pid_t, const policy::ClassSpec*> specs;
   for (const auto& [tid, tgid] : dirty_) {
@@ -280,9 +298,12 @@ void Manager::reconcile() {
                   .requested_class = t.requested_class ? std::optional<std::string_view>(*t.requested_class) : std::nullopt});
     const auto* spec = policy_.findClass(t.decision.class_name);
     specs[tid] = spec;
-    items.push_back({tid,
-                     {baseOf(worker->name) + "/" + spec->name, kernelPolicy(spec->sched), spec->nice},
-                     {tree_.controlGroupOf(facts->cgroups), facts->policy, facts->nice, facts->realtime}});
+    PlanItem item{tid,
+                  {baseOf(worker->name) + "/" + spec->name, kernelPolicy(spec->sched), spec->nice},
+                  {tree_.controlGroupOf(facts->cgroups), facts->policy, facts->nice, facts->realtime}};
+    // Born in its target group (threads inherit their creator's): in place without a move.
+    if (item.observed.group == item.target.group) t.applied_group = item.target.group;
+    items.push_back(std::move(item));
   }
   dirty_.clear();
 
@@ -301,6 +322,12 @@ void Manager::reconcile() {
     if (a.kind == Action::Kind::kMove) moves[a.target.group].push_back(a.tid);
   }
   for (const auto& [group, tids] : moves) placeBatch(group, tids, *specs[tids.front()]);
+  setScheduling(p);
+  saveOriginals();
+  stats_.reconcile_seconds.observe(static_cast<double>(monotonicNs() - started) / 1e9);
+}
+
+void Manager::setScheduling(const Plan& p) {
   for (const auto& a : p.actions) {
     if (a.kind != Action::Kind::kSetSched) continue;
     auto r = cgroups::setThreadSched(a.tid, {a.target.policy, a.target.nice});
@@ -312,7 +339,6 @@ void Manager::reconcile() {
       ++stats_.sched_changes;
     }
   }
-  saveOriginals();
 }
 
 void Manager::recordOriginal(pid_t tid, pid_t tgid, const cgroups::ThreadFacts& facts) {
@@ -375,6 +401,7 @@ void Manager::placeBatch(const std::string& group, const std::vector<pid_t>& tid
       }
       t.applied_group = group;
       if (t.created_ns != 0 && now > t.created_ns) {
+        stats_.placement_latency_seconds.observe(static_cast<double>(now - t.created_ns) / 1e9);
         stats_.placement_latency_us.push_back(static_cast<uint32_t>(std::min<uint64_t>((now - t.created_ns) / 1000, UINT32_MAX)));
         if (stats_.placement_latency_us.size() > 1'000'000) stats_.placement_latency_us.clear();
       }
@@ -440,6 +467,7 @@ void Manager::restoreLeftovers() {
 void Manager::reload(policy::Policy next) {
   const std::set<std::string> old_groups = ensured_;
   policy_ = std::move(next);
+  stats_.last_reload_success_seconds = static_cast<double>(::time(nullptr));
   ensured_.clear();
   unmatched_.clear();
   v2_warned_.clear();

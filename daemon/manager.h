@@ -20,6 +20,7 @@
 #include "daemon/log.h"
 #include "daemon/planner.h"
 #include "daemon/state_file.h"
+#include "metrics/sample.h"
 #include "policy/classifier.h"
 #include "policy/policy.h"
 
@@ -39,8 +40,20 @@ struct Stats {
   uint64_t reloads = 0;
   uint64_t reload_failures = 0;
   std::map<std::string, uint64_t> failures;  // by errno name, e.g. "EACCES"
-  // New threads: kernel fork timestamp to the end of their move, in microseconds.
+  double last_reload_success_seconds = 0;  // Unix time of the last good policy load
+  // New threads: kernel fork timestamp to the end of their move, in microseconds; the sample
+  // SIGUSR1 reports and restarts. The histograms are what /metrics shows.
   std::vector<uint32_t> placement_latency_us;
+  metrics::Histogram placement_latency_seconds = metrics::Sample{}.placement_latency_seconds;
+  metrics::Histogram reconcile_seconds = metrics::Sample{}.reconcile_seconds;
+};
+
+// One class group of one worker, with the threads the daemon has placed in it.
+struct ClassGroupCount {
+  std::string worker;
+  std::string cls;
+  std::string base;
+  uint64_t threads = 0;
 };
 
 class Manager {
@@ -64,6 +77,8 @@ class Manager {
   size_t managedProcesses() const { return processes_.size(); }
   size_t managedThreads() const { return threads_.size(); }
   std::string status() const;  // one line for sd_notify STATUS= and logs
+  // Every class group in use under the current policy, with its thread count.
+  std::vector<ClassGroupCount> classGroups() const;
 
  private:
   struct Process {
@@ -91,6 +106,7 @@ class Manager {
   void markThreadsDirty(pid_t pid);
   void reconcile();
   void recordOriginal(pid_t tid, pid_t tgid, const cgroups::ThreadFacts& facts);
+  void setScheduling(const Plan& plan);
   void placeBatch(const std::string& group, const std::vector<pid_t>& tids, const policy::ClassSpec& spec);
   void restoreThread(pid_t tid);
   void restoreForeign(pid_t tid);  // a thread in our groups that we do not manage

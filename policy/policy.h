@@ -100,7 +100,8 @@ std::string_view toString(LogLevel l);
 struct DaemonSettings {
   std::chrono::milliseconds starvation_poll{10};
   std::chrono::milliseconds rescan_interval{2000};
-  std::string metrics_listen = "127.0.0.1:9753";
+  std::string metrics_listen = "127.0.0.1:9753";  // "off", or IPv4:PORT (0: any free port)
+  bool metrics_per_worker = true;  // false: one series per class, summed over workers
   OnStop on_stop = OnStop::kRestore;
   LogLevel log_level = LogLevel::kInfo;
   std::string cgroup_prefix = "cpuclass";  // v1/hybrid: <cpu mount>/<prefix>/<worker>/<class>

@@ -251,7 +251,8 @@ class Builder {
   void visitDaemon(const YAML::Node& k, const YAML::Node& v) {
     if (!expectMap("daemon", k, v)) return;
     auto& d = policy_.daemon;
-    visitMap(v, {"starvation_poll", "rescan_interval", "metrics_listen", "on_stop", "log_level", "cgroup_prefix"},
+    visitMap(v, {"starvation_poll", "rescan_interval", "metrics_listen", "metrics_per_worker", "on_stop", "log_level",
+                 "cgroup_prefix"},
              [&](const std::string& key, const YAML::Node& kk, const YAML::Node& vv) {
                if (key == "starvation_poll") {
                  if (auto x = readDuration(key, kk, vv, milliseconds(1), milliseconds(1000))) d.starvation_poll = *x;
@@ -259,6 +260,8 @@ class Builder {
                  if (auto x = readDuration(key, kk, vv, milliseconds(100), milliseconds(3600000))) d.rescan_interval = *x;
                } else if (key == "metrics_listen") {
                  if (auto x = readListen(key, kk, vv)) d.metrics_listen = *x;
+               } else if (key == "metrics_per_worker") {
+                 if (auto x = readBool(key, kk, vv)) d.metrics_per_worker = *x;
                } else if (key == "on_stop") {
                  if (auto x = readEnum<OnStop>(key, kk, vv, {{"restore", OnStop::kRestore}, {"keep", OnStop::kKeep}})) d.on_stop = *x;
                } else if (key == "log_level") {
@@ -280,9 +283,9 @@ class Builder {
     if (v.IsScalar() && std::regex_match(v.Scalar(), m, form)) {
       if (m[1].matched) return v.Scalar();
       const int port = std::stoi(m[5].str());
-      if (port >= 1 && port <= 65535) return v.Scalar();
+      if (port <= 65535) return v.Scalar();
     }
-    error(at(k, v), key + " must be off or ADDRESS:PORT with an IPv4 address, like 127.0.0.1:9753, got " + shown(v));
+    error(at(k, v), key + " must be off or ADDRESS:PORT with an IPv4 address, like 127.0.0.1:9753 (port 0: any free port), got " + shown(v));
     return std::nullopt;
   }
 

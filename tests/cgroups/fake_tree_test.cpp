@@ -128,6 +128,16 @@ TEST(HierarchyUsage, FromCpuStatAndCpuacct) {
   EXPECT_EQ(*open(v1, CgroupVersion::kV1).cpuUsage("g"), std::chrono::nanoseconds(123456789));
 }
 
+TEST(HierarchyUsage, PressureFromCpuPressure) {
+  FakeCgroupTree v2(true);
+  v2.addGroup("g");
+  v2.set("g", "cpu.pressure", "some avg10=1.00 avg60=0.50 avg300=0.10 total=4321\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=7\n");
+  EXPECT_EQ(*open(v2, CgroupVersion::kV2).cpuPressure("g"), std::chrono::microseconds(4321));
+  FakeCgroupTree v1(false);
+  v1.addGroup("g");
+  EXPECT_EQ(open(v1, CgroupVersion::kV1).cpuPressure("g").error().code, ENOTSUP);
+}
+
 TEST(ClassTreeMirror, PlacesInControlAndThreadedMirrorAndRestores) {
   FakeCgroupTree cpu(false), unified(true);
   for (const auto* g : {"pfx", "pfx/w", "pfx/w/bg"}) {

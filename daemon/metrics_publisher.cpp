@@ -1,0 +1,55 @@
+#include "daemon/metrics_publisher.h"
+
+namespace cpuclass::daemon {
+
+MetricsPublisher::MetricsPublisher(cgroups::ClassTree readers, metrics::Sample fixed)
+    : readers_(std::move(readers)), published_(std::move(fixed)) {}
+
+void MetricsPublisher::publish(const Manager& manager) {
+  const auto& st = manager.stats();
+  auto groups = manager.classGroups();
+  std::lock_guard lock(mu_);
+  auto& s = published_;
+  s.managed_threads = manager.managedThreads();
+  s.managed_processes = manager.managedProcesses();
+  s.placements = st.moves;
+  s.sched_changes = st.sched_changes;
+  s.threads_gone = st.gone;
+  s.realtime_skipped = st.realtime_skipped;
+  s.drift_corrections = st.drift_corrections;
+  s.accounting_failures = st.accounting_failures;
+  s.failures = st.failures;
+  s.proc_events = st.events;
+  s.proc_events_lost = st.events_lost;
+  s.rescans = st.rescans;
+  s.reloads = st.reloads;
+  s.reload_failures = st.reload_failures;
+  s.last_reload_success_seconds = st.last_reload_success_seconds;
+  s.reconcile_seconds = st.reconcile_seconds;
+  s.placement_latency_seconds = st.placement_latency_seconds;
+  groups_ = std::move(groups);
+  per_worker_ = manager.policy().daemon.metrics_per_worker;
+}
+
+metrics::Sample MetricsPublisher::sample() const {
+  metrics::Sample s;
+  std::vector<ClassGroupCount> groups;
+  bool per_worker = true;
+  {
+    std::lock_guard lock(mu_);
+    s = published_;
+    groups = groups_;
+    per_worker = per_worker_;
+  }
+  // Computed now, from the kernel: exact, and includes threads that have exited.
+  for (const auto& g : groups) {
+    metrics::ClassSeries c{g.worker, g.cls, std::nullopt, std::nullopt, g.threads};
+    if (auto usage = readers_.usage(g.base, g.cls)) c.cpu_seconds = static_cast<double>(usage->count()) / 1e9;
+    if (auto psi = readers_.pressure(g.base, g.cls)) c.pressure_seconds = static_cast<double>(psi->count()) / 1e6;
+    s.classes.push_back(std::move(c));
+  }
+  if (!per_worker) s.classes = metrics::aggregateWorkers(s.classes);
+  return s;
+}
+
+}  // namespace cpuclass::daemon

@@ -1,0 +1,120 @@
+// /metrics of the real daemon on the real kernel: exact per-class CPU, and a real Prometheus
+// server scraping it (tier `kernel`).
+#include "tests/daemon/daemon_fixture.h"
+
+namespace cpuclass {
+namespace {
+
+// The value of one series in exposition text, e.g. series = `cpuclass_class_threads{class="offload",worker="tw"}`.
+std::optional<double> seriesValue(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return std::nullopt;
+}
+
+std::string cls(const std::string& c) { return "{class=\"" + c + "\",worker=\"tw\"}"; }
+
+class MetricsTest : public DaemonTest {
+ protected:
+  uint64_t runtimeNs(pid_t tid) const {
+    const auto ss = proc_->read(worker_->pid(), tid, "schedstat");
+    if (!ss) return 0;
+    return cgroups::parseSchedStat(*ss)->runtime_ns;
+  }
+  void burn(pid_t tid, std::chrono::milliseconds how_long) {
+    EXPECT_EQ(worker_->ask("spin " + std::to_string(tid)), "ok");
+    std::this_thread::sleep_for(how_long);
+    EXPECT_EQ(worker_->ask("park " + std::to_string(tid)), "ok");
+  }
+};
+
+TEST_F(MetricsTest, ClassCpuSecondsMatchTheKernelsPerThreadAccounting) {
+  startDaemon();
+  const int port = metricsPort();
+  ASSERT_GT(port, 0) << daemonLog();
+  const pid_t fg = spawn("fg-burn"), bg = spawn("bg-burn"), off = spawn("off-burn"), bg_short = spawn("bg-short");
+  ASSERT_TRUE(waitUntil([&] {
+    return placedAs(fg, "foreground") && placedAs(bg, "background") && placedAs(off, "offload") &&
+           placedAs(bg_short, "background");
+  }, 5s));
+  // One class at a time, so the idle offload class gets the CPU too.
+  burn(fg, 300ms);
+  burn(bg, 300ms);
+  burn(off, 300ms);
+  burn(bg_short, 200ms);
+  // A thread that exits still counts: its time stays in the group's accounting.
+  const uint64_t bg_short_ns = runtimeNs(bg_short);
+  EXPECT_EQ(worker_->ask("exit " + std::to_string(bg_short)), "ok");
+
+  const std::map<std::string, double> expected{
+      {"foreground", static_cast<double>(runtimeNs(fg) + runtimeNs(worker_->pid())) / 1e9},
+      {"background", static_cast<double>(runtimeNs(bg) + bg_short_ns) / 1e9},
+      {"offload", static_cast<double>(runtimeNs(off)) / 1e9}};
+  const std::string text = testing::httpGet(port, "/metrics");
+  for (const auto& [c, want] : expected) {
+    const auto got = seriesValue(text, "cpuclass_class_cpu_seconds_total" + cls(c));
+    ASSERT_TRUE(got) << c << "\n" << text;
+    EXPECT_GT(want, 0.15) << c;
+    EXPECT_NEAR(*got, want, want * 0.02) << c;  // within 2%
+    std::printf("%-10s exported %.4f s, kernel per-thread sum %.4f s (%.2f%%)\n", c.c_str(), *got, want,
+                100.0 * (*got - want) / want);
+  }
+  EXPECT_EQ(seriesValue(text, "cpuclass_class_threads" + cls("background")), 1.0);
+  EXPECT_EQ(seriesValue(text, "cpuclass_class_threads" + cls("foreground")), 2.0);
+  // Main thread, bg-burn, off-burn, bg-short; fg-burn was born in its group (inherited).
+  EXPECT_EQ(seriesValue(text, "cpuclass_placements_total"), 4.0);
+}
+
+TEST_F(MetricsTest, RealPrometheusScrapesItAndPromtoolFindsNothing) {
+  for (const char* tool : {"/usr/bin/prometheus", "/usr/bin/promtool"}) {
+    if (::access(tool, X_OK) != 0) GTEST_SKIP() << tool << " is missing (Debian package prometheus; scripts/test installs it)";
+  }
+  const pid_t fg = spawn("fg-1");
+  spawn("off-1");
+  startDaemon();
+  const int port = metricsPort();
+  ASSERT_GT(port, 0) << daemonLog();
+  burn(fg, 100ms);
+
+  // promtool's linter on the exact scrape.
+  const std::string scrape = testing::httpGet(port, "/metrics");
+  std::ofstream(dir_.path() / "scrape.txt") << scrape;
+  const std::string lint = (dir_.path() / "lint.txt").string();
+  const int rc = std::system(("/usr/bin/promtool check metrics < " + (dir_.path() / "scrape.txt").string() + " > " + lint +
+                              " 2>&1").c_str());
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(testing::readFile(lint), "");
+
+  const int prom_port = testing::freeLoopbackPort();
+  std::ofstream(dir_.path() / "prometheus.yml") << "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+                                                << "scrape_configs:\n  - job_name: cpuclassd\n"
+                                                << "    static_configs: [{targets: ['127.0.0.1:" << port << "']}]\n";
+  ChildProcess prometheus({"/usr/bin/prometheus", "--config.file=" + (dir_.path() / "prometheus.yml").string(),
+                           "--storage.tsdb.path=" + (dir_.path() / "tsdb").string(),
+                           "--web.listen-address=127.0.0.1:" + std::to_string(prom_port)},
+                          {}, false, (dir_.path() / "prometheus.log").string());
+  std::string answer;
+  const bool found = waitUntil([&] {
+    answer = testing::httpGet(prom_port, "/api/v1/query?query=cpuclass_class_cpu_seconds_total");
+    return answer.find("\"class\":\"foreground\"") != std::string::npos &&
+           answer.find("\"class\":\"offload\"") != std::string::npos;
+  }, 60s);
+  EXPECT_TRUE(found) << answer << "\n" << testing::readFile(dir_.path() / "prometheus.log");
+  // Plausible: the foreground class burned about 100 ms; nothing is negative or absurd.
+  const std::regex fg_value(R"re("class":"foreground"[^}]*\},"value":\[[0-9.]+,"([0-9.e+-]+)"\])re");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(answer, m, fg_value)) << answer;
+  EXPECT_GT(std::stod(m[1].str()), 0.05);
+  EXPECT_LT(std::stod(m[1].str()), 10.0);
+  const std::string up = testing::httpGet(prom_port, "/api/v1/query?query=up");
+  EXPECT_NE(up.find("\"value\":[") , std::string::npos);
+  EXPECT_NE(up.find(",\"1\"]"), std::string::npos) << up;
+  prometheus.signal(SIGTERM);
+  EXPECT_GE(prometheus.wait(20s), 0);
+}
+
+}  // namespace
+}  // namespace cpuclass
