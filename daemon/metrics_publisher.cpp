@@ -6,12 +6,16 @@ MetricsPublisher::MetricsPublisher(cgroups::ClassTree readers, metrics::Sample f
     : readers_(std::move(readers)), published_(std::move(fixed)) {}
 
 void MetricsPublisher::publish(const Manager& manager) {
-  const auto& st = manager.stats();
-  auto groups = manager.classGroups();
+  publish(manager.stats(), manager.classGroups(), manager.managedThreads(), manager.managedProcesses(),
+          manager.policy().daemon.metrics_per_worker);
+}
+
+void MetricsPublisher::publish(const Stats& st, std::vector<ClassGroupCount> groups, uint64_t threads,
+                               uint64_t processes, bool per_worker) {
   std::lock_guard lock(mu_);
   auto& s = published_;
-  s.managed_threads = manager.managedThreads();
-  s.managed_processes = manager.managedProcesses();
+  s.managed_threads = threads;
+  s.managed_processes = processes;
   s.placements = st.moves;
   s.sched_changes = st.sched_changes;
   s.threads_gone = st.gone;
@@ -28,7 +32,7 @@ void MetricsPublisher::publish(const Manager& manager) {
   s.reconcile_seconds = st.reconcile_seconds;
   s.placement_latency_seconds = st.placement_latency_seconds;
   groups_ = std::move(groups);
-  per_worker_ = manager.policy().daemon.metrics_per_worker;
+  per_worker_ = per_worker;
 }
 
 metrics::Sample MetricsPublisher::sample() const {

@@ -18,6 +18,8 @@ class MetricsPublisher {
   MetricsPublisher(cgroups::ClassTree readers, metrics::Sample fixed);
   // Loop thread.
   void publish(const Manager& manager);
+  void publish(const Stats& stats, std::vector<ClassGroupCount> groups, uint64_t threads, uint64_t processes,
+               bool per_worker);
   // Any thread.
   metrics::Sample sample() const;
 

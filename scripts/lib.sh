@@ -7,8 +7,8 @@ CPUCLASS_BUILD_PACKAGES=(
   libsystemd-dev libyaml-cpp-dev prometheus-cpp-dev libexpected-dev libcli11-dev libfmt-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
 )
-# The fuzz tier: clang's libFuzzer and sanitizer runtimes.
-CPUCLASS_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
+# The fuzz tier: clang's libFuzzer and sanitizer runtimes. The metrics tests: a real Prometheus.
+CPUCLASS_TEST_PACKAGES=(clang libclang-rt-14-dev prometheus)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -24,8 +24,17 @@ ensure_packages() {
     return 1
   fi
   log "installing: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Packages such as prometheus would start their service on install; tests start their own on
+  # loopback only. A policy-rc.d of ours (removed after) forbids starts where none exists.
+  local own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
+  fi
+  local rc=0
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null; } || rc=$?
+  if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
+  return $rc
 }
 
 # configure_and_build PRESET [fresh]: builds the tree for a CMake preset.

@@ -4,6 +4,8 @@
 #include <prometheus/metric_family.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <set>
 #include <regex>
 
 #include "tests/support/test_support.h"
@@ -81,6 +83,24 @@ TEST(Exposition, HistogramBucketsAreCumulative) {
   EXPECT_EQ(h.counts(), (std::vector<uint64_t>{1, 2, 1}));
   EXPECT_EQ(h.count(), 4u);
   EXPECT_DOUBLE_EQ(h.sum(), 12.7);
+}
+
+// The shipped Grafana dashboard may only query metrics the daemon exports.
+TEST(Exposition, DashboardUsesOnlyExportedMetrics) {
+  std::set<std::string> exported;
+  for (const auto& f : toFamilies(fixedSample())) exported.insert(f.name);
+  const std::string dashboard = testing::readFile(std::string(CPUCLASS_SOURCE_DIR) + "/packaging/grafana-dashboard.json");
+  const std::regex name("cpuclass_[a-z_]+");
+  size_t uses = 0;
+  for (auto it = std::sregex_iterator(dashboard.begin(), dashboard.end(), name); it != std::sregex_iterator(); ++it) {
+    std::string n = it->str();
+    for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+      if (n.ends_with(suffix) && !exported.contains(n)) n.resize(n.size() - std::strlen(suffix));
+    }
+    EXPECT_TRUE(exported.contains(n)) << it->str();
+    ++uses;
+  }
+  EXPECT_GE(uses, 10u);
 }
 
 TEST(MetricsServer, BusyPortIsAClearError) {

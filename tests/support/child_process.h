@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/http_client.h"
+
 namespace cpuclass::testing {
 
 class ChildProcess {
@@ -48,11 +50,6 @@ class NotifySocket {
   std::string path_;
   int fd_ = -1;
 };
-
-// A plain HTTP/1.0 GET to 127.0.0.1:port; the body, or "" on any failure.
-std::string httpGet(int port, const std::string& path);
-// A TCP port on 127.0.0.1 that was free a moment ago.
-int freeLoopbackPort();
 
 // Polls `pred` every 2 ms until it holds or `timeout` passes; returns the last result.
 bool waitUntil(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
