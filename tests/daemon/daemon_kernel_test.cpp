@@ -3,6 +3,7 @@
 #include "tests/daemon/daemon_fixture.h"
 
 #include "cgroups/proc_events.h"
+#include "cgroups/sched.h"
 
 namespace cpuclass {
 namespace {
@@ -68,6 +69,7 @@ TEST_F(DaemonTest, ReloadMovesThreadsAndABrokenPolicyKeepsTheOld) {
   ASSERT_TRUE(placedAs(compact, "foreground"));
   writePolicy("compact-.*", "");
   daemon_->signal(SIGHUP);
+  EXPECT_TRUE(notify_->waitFor("RELOADING=1", 5s));
   EXPECT_TRUE(notify_->waitFor("READY=1", 5s));
   EXPECT_TRUE(waitUntil([&] { return placedAs(compact, "background") && placedAs(merge, "foreground"); }, 5s))
       << daemonLog();
@@ -106,6 +108,8 @@ TEST_F(DaemonTest, RestartAfterKillAdoptsAndTermRestoresEverything) {
   std::sort(found.begin(), found.end());
   EXPECT_EQ(found, (std::vector<std::string>{"tw", "tw/background", "tw/foreground", "tw/offload"}));
 
+  daemon_->signal(SIGTERM);
+  EXPECT_TRUE(notify_->waitFor("STOPPING=1", 5s));
   stopDaemon();  // on_stop: restore
   for (const pid_t tid : {fg, bg, off, born_meanwhile, worker_->pid()}) {
     const auto p = where(tid);
@@ -118,6 +122,22 @@ TEST_F(DaemonTest, RestartAfterKillAdoptsAndTermRestoresEverything) {
     EXPECT_FALSE(fs::exists(fs::path(layout_.unified->mount_point) / prefix_));
   }
   EXPECT_FALSE(fs::exists(dir_.path() / "state" / "state"));
+}
+
+TEST_F(DaemonTest, DriftIsCorrectedAtTheNextRescan) {
+  const pid_t off = spawn("off-1");
+  startDaemon();
+  ASSERT_TRUE(placedAs(off, "offload"));
+  // Someone else moves the thread out and makes it SCHED_OTHER again.
+  std::ofstream(layout_.cpu.mount_point + "/tasks") << off << std::endl;
+  ASSERT_EQ(cgroups::setThreadSched(off, {cgroups::kSchedOther, 0}), cgroups::Outcome::kDone);
+  ASSERT_EQ(where(off).group, "/");
+  EXPECT_TRUE(waitUntil([&] { return placedAs(off, "offload"); }, 3s)) << where(off).group;  // rescan: 500 ms
+  const int port = metricsPort();
+  EXPECT_TRUE(waitUntil([&] {
+    return testing::httpGet(port, "/metrics").find("cpuclass_drift_corrections_total 1") != std::string::npos;
+  }, 3s));
+  EXPECT_NE(daemonLog().find("was moved out of"), std::string::npos);
 }
 
 TEST_F(DaemonTest, GroupsOfAnExitedWorkerAreRemoved) {
