@@ -59,6 +59,11 @@ class Loop {
       return fail(-r, std::string("sd_event_add_time_relative: ") + std::strerror(-r));
     }
     sources_.push_back(timer);
+    sd_event_source* poll = nullptr;
+    if (int r = sd_event_add_time_relative(event_, &poll, CLOCK_MONOTONIC, pollUsec(), 0, &Loop::onStarvationPoll, this); r < 0) {
+      return fail(-r, std::string("sd_event_add_time_relative: ") + std::strerror(-r));
+    }
+    sources_.push_back(poll);
     // Pings WATCHDOG=1 at half of WATCHDOG_USEC; a no-op outside systemd.
     (void)sd_event_set_watchdog(event_, true);
     return {};
@@ -75,6 +80,22 @@ class Loop {
  private:
   uint64_t rescanUsec() const {
     return static_cast<uint64_t>(std::chrono::duration_cast<microseconds>(manager_.policy().daemon.rescan_interval).count());
+  }
+
+  uint64_t pollUsec() const {
+    return static_cast<uint64_t>(std::chrono::duration_cast<microseconds>(manager_.policy().daemon.starvation_poll).count());
+  }
+
+  static int onStarvationPoll(sd_event_source* s, uint64_t usec, void* userdata) {
+    auto* self = static_cast<Loop*>(userdata);
+    try {
+      if (self->manager_.pollStarvation(std::chrono::microseconds(usec))) self->publisher_.publish(self->manager_);
+    } catch (const std::exception& e) {
+      self->log_.error("starvation poll: {}", e.what());
+    }
+    (void)sd_event_source_set_time_relative(s, self->pollUsec());
+    (void)sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+    return 0;
   }
 
   static int onSignal(sd_event_source*, const signalfd_siginfo* si, void* userdata) {

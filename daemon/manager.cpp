@@ -59,17 +59,26 @@ std::string Manager::status() const {
                      }());
 }
 
+std::string Manager::classGroupOf(pid_t tid, const Thread& t) const {
+  const auto p = processes_.find(t.tgid);
+  (void)tid;
+  return p == processes_.end() ? std::string() : baseOf(p->second.worker) + "/" + t.decision.class_name;
+}
+
 std::vector<ClassGroupCount> Manager::classGroups() const {
+  // Boosted threads count in their class: the boost group is a place, not a class.
   std::map<std::string, uint64_t> counts;
   for (const auto& [tid, t] : threads_) {
-    if (t.applied_group) ++counts[*t.applied_group];
+    if (t.applied_group) ++counts[classGroupOf(tid, t)];
   }
   std::vector<ClassGroupCount> out;
   const std::string prefix = policy_.daemon.cgroup_prefix + "/";
   for (const auto& group : ensured_) {
     const auto slash = group.rfind('/');
-    const std::string base = group.substr(0, slash);
-    out.push_back({base.substr(prefix.size()), group.substr(slash + 1), base, counts[group]});
+    const std::string base = group.substr(0, slash), cls = group.substr(slash + 1);
+    if (cls == kBoostGroup) continue;
+    const auto c = boost_counters_.find(group);
+    out.push_back({base.substr(prefix.size()), cls, base, counts[group], c == boost_counters_.end() ? BoostCounters{} : c->second});
   }
   return out;
 }
@@ -148,6 +157,7 @@ void Manager::forgetProcess(pid_t pid) {
   processes_.erase(it);
   for (auto t = threads_.begin(); t != threads_.end();) {
     if (t->second.tgid == pid) {
+      forgetBoostState(t->first);
       originals_dirty_ |= originals_.erase(t->first) > 0;
       dirty_.erase(t->first);
       t = threads_.erase(t);
@@ -220,6 +230,7 @@ void Manager::handleEvents(const std::vector<ProcEvent>& events, bool lost) {
           unmatched_.erase(ev.tgid);
           forgetProcess(ev.tgid);
         } else if (threads_.erase(ev.tid) > 0) {
+          forgetBoostState(ev.tid);
           dirty_.erase(ev.tid);
           originals_dirty_ |= originals_.erase(ev.tid) > 0;
         }
@@ -271,7 +282,7 @@ void Manager::reconcile() {
   if (dirty_.empty()) return;
   const uint64_t started = monotonicNs();
   std::vector<PlanItem> items;
-  std::map<pid_t, const policy::ClassSpec*> specs;
+  std::map<std::string, cgroups::CpuSettings> settings;  // per target group
   for (const auto& [tid, tgid] : dirty_) {
     const auto process = processes_.find(tgid);
     if (process == processes_.end()) continue;
@@ -297,9 +308,12 @@ void Manager::reconcile() {
                   .child_process = process->second.child ? &process->second.facts : nullptr,
                   .requested_class = t.requested_class ? std::optional<std::string_view>(*t.requested_class) : std::nullopt});
     const auto* spec = policy_.findClass(t.decision.class_name);
-    specs[tid] = spec;
-    PlanItem item{tid,
-                  {baseOf(worker->name) + "/" + spec->name, kernelPolicy(spec->sched), spec->nice},
+    if (book_.boosted(tid) && !spec->boost) book_.end(tid, Nanos(monotonicNs()), false);  // class changed
+    const bool boost = book_.boosted(tid);
+    ThreadTarget target{baseOf(worker->name) + "/" + (boost ? kBoostGroup : spec->name),
+                        kernelPolicy(boost ? spec->boost->sched : spec->sched), boost ? spec->boost->nice : spec->nice};
+    settings[target.group] = boost ? cgroups::CpuSettings{100, false} : cgroups::CpuSettings{spec->cpu_weight, spec->idle};
+    PlanItem item{tid, std::move(target),
                   {tree_.controlGroupOf(facts->cgroups), facts->policy, facts->nice, facts->realtime}};
     // Born in its target group (threads inherit their creator's): in place without a move.
     if (item.observed.group == item.target.group) t.applied_group = item.target.group;
@@ -321,7 +335,7 @@ void Manager::reconcile() {
   for (const auto& a : p.actions) {
     if (a.kind == Action::Kind::kMove) moves[a.target.group].push_back(a.tid);
   }
-  for (const auto& [group, tids] : moves) placeBatch(group, tids, *specs[tids.front()]);
+  for (const auto& [group, tids] : moves) placeBatch(group, tids, settings[group]);
   setScheduling(p);
   saveOriginals();
   stats_.reconcile_seconds.observe(static_cast<double>(monotonicNs() - started) / 1e9);
@@ -368,18 +382,23 @@ void Manager::recordOriginal(pid_t tid, pid_t tgid, const cgroups::ThreadFacts& 
   originals_dirty_ = true;
 }
 
-void Manager::placeBatch(const std::string& group, const std::vector<pid_t>& tids, const policy::ClassSpec& spec) {
+void Manager::placeBatch(const std::string& group, const std::vector<pid_t>& tids, cgroups::CpuSettings settings) {
   const auto slash = group.rfind('/');
   const std::string base = group.substr(0, slash), cls = group.substr(slash + 1);
   if (!ensured_.contains(group)) {
-    if (auto r = tree_.ensureClass(base, cls, {spec.cpu_weight, spec.idle}); !r) {
+    if (auto r = tree_.ensureClass(base, cls, settings); !r) {
       log_.error("cannot set up group {}: {}", group, r.error().message);
       for (size_t i = 0; i < tids.size(); ++i) countFailure(r.error(), "");
       return;
     }
     ensured_.insert(group);
   }
-  auto placed = tree_.place(base, cls, tids);
+  // A boost moves the control group only: the accounting mirror keeps the thread in its class,
+  // so class CPU stays exact while boosted.
+  auto placed = cls == kBoostGroup ? tree_.control().moveThreads(group, tids).map([](auto items) {
+    return cgroups::ClassTree::Placement{std::move(items), 0};
+  })
+                                   : tree_.place(base, cls, tids);
   if (!placed) {
     countFailure(placed.error(), "move threads");
     return;
@@ -507,6 +526,9 @@ void Manager::reload(policy::Policy next) {
 
 void Manager::stop() {
   if (policy_.daemon.on_stop == policy::OnStop::kKeep) {
+    // Boosts never outlive the daemon: boosted threads go back to their classes first.
+    for (const pid_t tid : book_.boostedThreads()) endBoost(tid, Nanos(monotonicNs()), false);
+    reconcile();
     saveOriginals();
     log_.info("stopping; threads keep their classes (on_stop: keep)");
     return;
@@ -525,6 +547,161 @@ void Manager::stop() {
   }
   if (auto r = state_.remove(); !r) log_.warning("{}, ignoring", r.error().message);
   log_.info("stopped; {} threads restored to their original groups and scheduling", threads_.size());
+}
+
+void Manager::forgetBoostState(pid_t tid) {
+  if (auto e = book_.end(tid, Nanos(monotonicNs()), false)) {
+    const auto t = threads_.find(tid);
+    if (t != threads_.end()) {
+      boost_counters_[classGroupOf(tid, t->second)].boosted_seconds += std::chrono::duration<double>(e->duration).count();
+    }
+  }
+  probes_.erase(tid);
+  detector_.forget(tid);
+  waiters_.erase(tid);
+  for (auto& [holder, ws] : waiters_) ws.erase(tid);
+}
+
+void Manager::finishBoost(const EndedBoost& e) {
+  if (const auto t = threads_.find(e.tid); t != threads_.end()) {
+    boost_counters_[classGroupOf(e.tid, t->second)].boosted_seconds += std::chrono::duration<double>(e.duration).count();
+    dirty_.emplace(e.tid, t->second.tgid);  // reconcile moves it back to its class
+  }
+}
+
+void Manager::endBoost(pid_t tid, Nanos now, bool cool) {
+  if (auto e = book_.end(tid, now, cool)) finishBoost(*e);
+}
+
+namespace {
+// Idle threads looked at per poll beyond the runnable ones: bounds the poll's cost for large
+// pools (2,000 threads: a full round every ~31 polls) while small pools are seen every poll.
+constexpr size_t kIdleThreadsPerPoll = 64;
+
+BoostLimits limitsOf(const policy::BoostSpec& b) {
+  return {std::chrono::duration_cast<Nanos>(b.window), std::chrono::duration_cast<Nanos>(b.cooldown), b.max_per_worker,
+          b.max_total, b.max_per_second};
+}
+}  // namespace
+
+bool Manager::pollStarvation(Nanos now) {
+  bool changed = false;
+  for (const auto& e : book_.expire(now)) {
+    finishBoost(e);
+    changed = true;
+  }
+  // PSI gate: a class group whose "some" total did not grow had no thread waiting for a CPU
+  // since the last poll; its idle threads need no look this time.
+  std::map<std::string, bool> waited;
+  std::vector<pid_t> hot, idle;
+  for (const auto& [tid, t] : threads_) {
+    const auto* spec = classOf(t);
+    if (spec == nullptr || !spec->boost || !t.applied_group) continue;
+    const std::string group = classGroupOf(tid, t);
+    auto w = waited.find(group);
+    if (w == waited.end()) {
+      const auto slash = group.rfind('/');
+      const auto psi = tree_.pressure(group.substr(0, slash), group.substr(slash + 1));
+      bool grew = true;  // no PSI: every thread is a candidate
+      if (psi) {
+        const auto total = static_cast<uint64_t>(psi->count());
+        grew = total != pressure_seen_[group];
+        pressure_seen_[group] = total;
+      }
+      w = waited.emplace(group, grew).first;
+    }
+    if (t.was_runnable || book_.boosted(tid)) {
+      hot.push_back(tid);
+    } else if (w->second) {
+      idle.push_back(tid);
+    }
+  }
+  // Idle candidates round-robin from where the last poll stopped.
+  auto start = std::lower_bound(idle.begin(), idle.end(), scan_cursor_);
+  std::rotate(idle.begin(), start, idle.end());
+  if (idle.size() > kIdleThreadsPerPoll) idle.resize(kIdleThreadsPerPoll);
+  if (!idle.empty()) scan_cursor_ = idle.back() + 1;
+
+  for (const auto* list : {&hot, &idle}) {
+    for (const pid_t tid : *list) {
+      Thread& t = threads_[tid];
+      auto probe = probes_.find(tid);
+      if (probe == probes_.end()) {
+        auto opened = cgroups::ThreadProbe::open(proc_, t.tgid, tid);
+        if (!opened) continue;  // exited: the exit event or the next rescan cleans up
+        probe = probes_.emplace(tid, std::move(*opened)).first;
+      }
+      const auto sample = probe->second.read();
+      if (!sample) {
+        probes_.erase(probe);
+        continue;
+      }
+      const auto* spec = classOf(t);
+      const bool starving = detector_.observe(tid, now, *sample, spec->boost->starved_below);
+      t.was_runnable = sample->state == 'R';
+      if (book_.boosted(tid)) {
+        // Done with its work: asleep again. A holder someone waits on keeps its boost.
+        if (!t.was_runnable && waiters_[tid].empty()) {
+          endBoost(tid, now, true);
+          changed = true;
+        }
+        continue;
+      }
+      if (!starving) continue;
+      auto& counters = boost_counters_[classGroupOf(tid, t)];
+      ++counters.starvation_events;
+      const auto verdict = book_.request(tid, processes_[t.tgid].worker, now, limitsOf(*spec->boost));
+      if (verdict == BoostVerdict::kStarted) {
+        ++counters.boosts_started;
+        dirty_.emplace(tid, t.tgid);
+        changed = true;
+        log_.debug("tid {} starves in {}; boosted", tid, classGroupOf(tid, t));
+      } else if (refused(verdict)) {
+        ++counters.boosts_refused;
+      }
+    }
+  }
+  reconcile();
+  return changed;
+}
+
+Result<BoostVerdict> Manager::reportWait(pid_t waiter, pid_t holder, Nanos now) {
+  const auto h = threads_.find(holder);
+  if (h == threads_.end() || !threads_.contains(waiter)) {
+    return fail(ESRCH, "thread " + std::to_string(h == threads_.end() ? holder : waiter) + " is not managed");
+  }
+  const auto* spec = classOf(h->second);
+  if (spec == nullptr || !spec->boost) {
+    return fail(EINVAL, "thread " + std::to_string(holder) + " is in class " + h->second.decision.class_name +
+                            ", which has no boost");
+  }
+  waiters_[holder].insert(waiter);
+  auto& counters = boost_counters_[classGroupOf(holder, h->second)];
+  const auto verdict = book_.request(holder, processes_[h->second.tgid].worker, now, limitsOf(*spec->boost));
+  if (verdict == BoostVerdict::kStarted) {
+    ++counters.boosts_started;
+    dirty_.emplace(holder, h->second.tgid);
+    reconcile();
+  } else if (refused(verdict)) {
+    ++counters.boosts_refused;
+  }
+  return verdict;
+}
+
+Result<void> Manager::endWait(pid_t waiter, pid_t holder, Nanos now) {
+  const auto w = waiters_.find(holder);
+  if (w == waiters_.end() || w->second.erase(waiter) == 0) {
+    return fail(ENOENT, "thread " + std::to_string(waiter) + " reported no wait on " + std::to_string(holder));
+  }
+  if (w->second.empty()) {
+    waiters_.erase(w);
+    // The next wait should boost at once: an explicit report is no flapping detector.
+    if (book_.boosted(holder)) {
+      endBoost(holder, now, false);
+      reconcile();
+    }
+  }
+  return {};
 }
 
 void Manager::countFailure(const Error& e, std::string_view what) {

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "cgroups/thread_probe.h"
+#include "daemon/boost.h"
 #include "cgroups/class_tree.h"
 #include "cgroups/proc_events.h"
 #include "cgroups/proc_fs.h"
@@ -48,13 +50,25 @@ struct Stats {
   metrics::Histogram reconcile_seconds = metrics::Sample{}.reconcile_seconds;
 };
 
+struct BoostCounters {
+  uint64_t starvation_events = 0;  // a runnable thread of the class found not running
+  uint64_t boosts_started = 0;
+  uint64_t boosts_refused = 0;     // refused by a budget (per worker, total, per second)
+  double boosted_seconds = 0;      // summed duration of ended boosts
+};
+
 // One class group of one worker, with the threads the daemon has placed in it.
 struct ClassGroupCount {
   std::string worker;
   std::string cls;
   std::string base;
   uint64_t threads = 0;
+  BoostCounters boosts;
 };
+
+// Where boosted threads of a worker run: a non-idle group beside the classes. Class names start
+// with a letter, so no class can take this name.
+inline constexpr const char* kBoostGroup = "_boost";
 
 class Manager {
  public:
@@ -70,6 +84,17 @@ class Manager {
   void reload(policy::Policy policy);
   // Per policy: `restore` puts every thread back and removes the groups; `keep` leaves them.
   void stop();
+
+  // One starvation poll (DESIGN.md §6): ends expired boosts, finds starving threads of classes
+  // with a boost section, boosts within budget. `now` is CLOCK_MONOTONIC. Returns whether any
+  // boost started or ended.
+  bool pollStarvation(Nanos now);
+  // Thread `waiter` of a worker now waits on `holder`: boost the holder at once, within budget.
+  // Errors: ESRCH for an unmanaged thread, EINVAL when the holder's class has no boost section.
+  Result<BoostVerdict> reportWait(pid_t waiter, pid_t holder, Nanos now);
+  // The wait ended: the holder's boost ends once nobody waits on it any more.
+  Result<void> endWait(pid_t waiter, pid_t holder, Nanos now);
+  bool boosted(pid_t tid) const { return book_.boosted(tid); }
 
   const Stats& stats() const { return stats_; }
   Stats& mutableStats() { return stats_; }
@@ -96,6 +121,7 @@ class Manager {
     std::optional<std::string> applied_group;
     uint64_t created_ns = 0;  // fork event time, until placed
     bool realtime_reported = false;
+    bool was_runnable = false;  // at the last starvation look: polled every time while true
   };
 
   std::string baseOf(const std::string& worker) const;
@@ -107,7 +133,12 @@ class Manager {
   void reconcile();
   void recordOriginal(pid_t tid, pid_t tgid, const cgroups::ThreadFacts& facts);
   void setScheduling(const Plan& plan);
-  void placeBatch(const std::string& group, const std::vector<pid_t>& tids, const policy::ClassSpec& spec);
+  void placeBatch(const std::string& group, const std::vector<pid_t>& tids, cgroups::CpuSettings settings);
+  const policy::ClassSpec* classOf(const Thread& t) const { return policy_.findClass(t.decision.class_name); }
+  std::string classGroupOf(pid_t tid, const Thread& t) const;
+  void endBoost(pid_t tid, Nanos now, bool cool);
+  void forgetBoostState(pid_t tid);  // the thread exited
+  void finishBoost(const EndedBoost& e);
   void restoreThread(pid_t tid);
   void restoreForeign(pid_t tid);  // a thread in our groups that we do not manage
   void restoreLeftovers();
@@ -131,6 +162,14 @@ class Manager {
   std::set<std::string> ensured_;        // groups created and configured under this policy
   std::set<std::string> pending_removal_;  // workers whose groups still hold exiting threads
   std::set<std::string> v2_warned_;
+
+  BoostBook book_;
+  StarvationDetector detector_;
+  std::map<pid_t, cgroups::ThreadProbe> probes_;
+  std::map<pid_t, std::set<pid_t>> waiters_;  // holder -> threads that reported waiting on it
+  std::map<std::string, BoostCounters> boost_counters_;  // by class group
+  std::map<std::string, uint64_t> pressure_seen_;        // class group -> PSI some total (us)
+  pid_t scan_cursor_ = 0;                                // round-robin position among idle threads
 };
 
 }  // namespace cpuclass::daemon

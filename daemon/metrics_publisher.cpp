@@ -47,7 +47,15 @@ metrics::Sample MetricsPublisher::sample() const {
   }
   // Computed now, from the kernel: exact, and includes threads that have exited.
   for (const auto& g : groups) {
-    metrics::ClassSeries c{g.worker, g.cls, std::nullopt, std::nullopt, g.threads};
+    metrics::ClassSeries c{g.worker,
+                           g.cls,
+                           std::nullopt,
+                           std::nullopt,
+                           g.threads,
+                           g.boosts.starvation_events,
+                           g.boosts.boosts_started,
+                           g.boosts.boosts_refused,
+                           g.boosts.boosted_seconds};
     if (auto usage = readers_.usage(g.base, g.cls)) c.cpu_seconds = static_cast<double>(usage->count()) / 1e9;
     if (auto psi = readers_.pressure(g.base, g.cls)) c.pressure_seconds = static_cast<double>(psi->count()) / 1e6;
     s.classes.push_back(std::move(c));

@@ -66,15 +66,27 @@ std::vector<MetricFamily> toFamilies(const Sample& s) {
   auto pressure = family("cpuclass_class_cpu_pressure_seconds_total",
                          "Time some thread of the class was runnable but waiting for a CPU (PSI some total)",
                          MetricType::Counter);
+  auto starvation = family("cpuclass_class_starvation_events_total",
+                           "Polls that found a runnable thread of the class not running", MetricType::Counter);
+  auto boosts = family("cpuclass_class_boosts_total", "Boosts started for threads of the class", MetricType::Counter);
+  auto refused = family("cpuclass_class_boosts_refused_total",
+                        "Boosts refused by a budget (per worker, total, per second)", MetricType::Counter);
+  auto boosted = family("cpuclass_class_boosted_seconds_total", "Time threads of the class spent boosted (ended boosts)",
+                        MetricType::Counter);
   for (const auto& c : s.classes) {
     const std::vector<ClientMetric::Label> l{{"class", c.cls}, {"worker", c.worker}};
     if (c.cpu_seconds) cpu.metric.push_back(value(MetricType::Counter, *c.cpu_seconds, l));
     threads.metric.push_back(value(MetricType::Gauge, static_cast<double>(c.threads), l));
     if (c.pressure_seconds) pressure.metric.push_back(value(MetricType::Counter, *c.pressure_seconds, l));
+    starvation.metric.push_back(value(MetricType::Counter, static_cast<double>(c.starvation_events), l));
+    boosts.metric.push_back(value(MetricType::Counter, static_cast<double>(c.boosts_started), l));
+    refused.metric.push_back(value(MetricType::Counter, static_cast<double>(c.boosts_refused), l));
+    boosted.metric.push_back(value(MetricType::Counter, c.boosted_seconds, l));
   }
   out.push_back(std::move(cpu));
   out.push_back(std::move(threads));
   if (!pressure.metric.empty()) out.push_back(std::move(pressure));
+  for (auto* f : {&starvation, &boosts, &refused, &boosted}) out.push_back(std::move(*f));
 
   using MT = MetricType;
   add(out, "cpuclass_managed_threads", "Threads the daemon manages", MT::Gauge, static_cast<double>(s.managed_threads));

@@ -20,6 +20,10 @@ std::vector<ClassSeries> aggregateWorkers(const std::vector<ClassSeries>& series
     auto& a = by_class[s.cls];
     a.cls = s.cls;
     a.threads += s.threads;
+    a.starvation_events += s.starvation_events;
+    a.boosts_started += s.boosts_started;
+    a.boosts_refused += s.boosts_refused;
+    a.boosted_seconds += s.boosted_seconds;
     if (s.cpu_seconds) a.cpu_seconds = a.cpu_seconds.value_or(0) + *s.cpu_seconds;
     if (s.pressure_seconds) a.pressure_seconds = a.pressure_seconds.value_or(0) + *s.pressure_seconds;
   }

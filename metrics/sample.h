@@ -34,6 +34,10 @@ struct ClassSeries {
   std::optional<double> cpu_seconds;       // from cgroup accounting; absent when unreadable
   std::optional<double> pressure_seconds;  // PSI "some" total of the class group, where the kernel has it
   uint64_t threads = 0;
+  uint64_t starvation_events = 0;
+  uint64_t boosts_started = 0;
+  uint64_t boosts_refused = 0;
+  double boosted_seconds = 0;
 };
 
 struct Sample {

@@ -18,7 +18,9 @@ Sample fixedSample() {
   s.version = "1.2.3";
   s.cgroup_mode = "hybrid";
   s.features = {{"cpu_idle", true}, {"psi", false}};
-  s.classes = {{"db", "background", 12.5, 0.25, 3}, {"db", "foreground", 100.0, 1.5, 8}, {"db", "offload", std::nullopt, std::nullopt, 2},
+  s.classes = {{"db", "background", 12.5, 0.25, 3},
+               {"db", "foreground", 100.0, 1.5, 8},
+               {"db", "offload", std::nullopt, std::nullopt, 2, 40, 30, 5, 0.75},
                {"cache", "foreground", 7.0, std::nullopt, 1}};
   s.managed_threads = 14;
   s.managed_processes = 2;

@@ -1,0 +1,71 @@
+#include "daemon/boost.h"
+
+#include <algorithm>
+
+namespace cpuclass::daemon {
+
+bool StarvationDetector::observe(pid_t tid, Nanos now, LiveSample sample, double starved_below) {
+  const auto it = previous_.find(tid);
+  bool starving = false;
+  if (it != previous_.end() && now > it->second.at && sample.runtime_ns >= it->second.runtime_ns) {
+    const double elapsed = static_cast<double>((now - it->second.at).count());
+    const double ran = static_cast<double>(sample.runtime_ns - it->second.runtime_ns);
+    starving = sample.state == 'R' && ran < starved_below * elapsed;
+  }
+  previous_[tid] = {now, sample.runtime_ns};
+  return starving;
+}
+
+bool refused(BoostVerdict v) {
+  return v == BoostVerdict::kWorkerBudget || v == BoostVerdict::kTotalBudget || v == BoostVerdict::kRateLimited;
+}
+
+size_t BoostBook::activeFor(const std::string& worker) const {
+  return static_cast<size_t>(
+      std::count_if(active_.begin(), active_.end(), [&](const auto& a) { return a.second.worker == worker; }));
+}
+
+std::vector<pid_t> BoostBook::boostedThreads() const {
+  std::vector<pid_t> out;
+  for (const auto& [tid, a] : active_) out.push_back(tid);
+  return out;
+}
+
+BoostVerdict BoostBook::request(pid_t tid, const std::string& worker, Nanos now, const BoostLimits& limits) {
+  if (const auto it = active_.find(tid); it != active_.end()) {
+    it->second.deadline = std::max(it->second.deadline, now + limits.window);
+    return BoostVerdict::kAlreadyBoosted;
+  }
+  if (const auto it = cooldown_until_.find(tid); it != cooldown_until_.end()) {
+    if (now < it->second) return BoostVerdict::kCoolingDown;
+    cooldown_until_.erase(it);
+  }
+  if (activeFor(worker) >= limits.max_per_worker) return BoostVerdict::kWorkerBudget;
+  if (active_.size() >= limits.max_total) return BoostVerdict::kTotalBudget;
+  while (!recent_starts_.empty() && recent_starts_.front() <= now - std::chrono::seconds(1)) recent_starts_.pop_front();
+  if (recent_starts_.size() >= limits.max_per_second) return BoostVerdict::kRateLimited;
+  recent_starts_.push_back(now);
+  active_[tid] = {worker, now, now + limits.window, limits.cooldown};
+  return BoostVerdict::kStarted;
+}
+
+std::optional<EndedBoost> BoostBook::end(pid_t tid, Nanos now, bool cool) {
+  const auto it = active_.find(tid);
+  if (it == active_.end()) return std::nullopt;
+  EndedBoost e{tid, it->second.worker, now - it->second.started};
+  if (cool) cooldown_until_[tid] = now + it->second.cooldown;
+  active_.erase(it);
+  return e;
+}
+
+std::vector<EndedBoost> BoostBook::expire(Nanos now) {
+  std::vector<pid_t> due;
+  for (const auto& [tid, a] : active_) {
+    if (a.deadline <= now) due.push_back(tid);
+  }
+  std::vector<EndedBoost> out;
+  for (const pid_t tid : due) out.push_back(*end(tid, now));
+  return out;
+}
+
+}  // namespace cpuclass::daemon

@@ -1,0 +1,90 @@
+// Pure decisions for starving offload threads (DESIGN.md §6): who starves, who may be boosted,
+// and when a boost ends. Time is passed in, so tests drive it with a fake clock.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cgroups/thread_probe.h"
+
+namespace cpuclass::daemon {
+
+using Nanos = std::chrono::nanoseconds;
+
+using cgroups::LiveSample;
+
+// Starving = runnable ('R') and the runtime grew by less than `starved_below` of the time since
+// the previous sample. schedstat's run_delay is no use here: the kernel adds to it only when the
+// waiting thread finally runs (KERNEL_NOTES).
+class StarvationDetector {
+ public:
+  // The first sample of a thread only sets its baseline.
+  bool observe(pid_t tid, Nanos now, LiveSample sample, double starved_below);
+  void forget(pid_t tid) { previous_.erase(tid); }
+
+ private:
+  struct Previous {
+    Nanos at;
+    uint64_t runtime_ns;
+  };
+  std::unordered_map<pid_t, Previous> previous_;
+};
+
+struct BoostLimits {
+  Nanos window{std::chrono::milliseconds(50)};
+  Nanos cooldown{std::chrono::milliseconds(20)};
+  uint32_t max_per_worker = 4;
+  uint32_t max_total = 64;
+  uint32_t max_per_second = 200;
+};
+
+enum class BoostVerdict {
+  kStarted,
+  kAlreadyBoosted,  // the deadline was pushed out instead (a wait report renews it)
+  kCoolingDown,     // hysteresis: too soon after this thread's last boost
+  kWorkerBudget,    // max_per_worker boosted already
+  kTotalBudget,     // max_total boosted already
+  kRateLimited,     // max_per_second boosts started in the last second
+};
+bool refused(BoostVerdict v);
+
+struct EndedBoost {
+  pid_t tid = 0;
+  std::string worker;
+  Nanos duration{};
+};
+
+// Who is boosted and until when; enforces the budgets. Ending a boost is always allowed.
+class BoostBook {
+ public:
+  BoostVerdict request(pid_t tid, const std::string& worker, Nanos now, const BoostLimits& limits);
+  // Boosts past their deadline, now ended; the caller reverts them.
+  std::vector<EndedBoost> expire(Nanos now);
+  // Ends one boost early (the thread slept, the wait ended, it exited). `cool` starts the cooldown.
+  std::optional<EndedBoost> end(pid_t tid, Nanos now, bool cool = true);
+  bool boosted(pid_t tid) const { return active_.contains(tid); }
+  size_t active() const { return active_.size(); }
+  size_t activeFor(const std::string& worker) const;
+  std::vector<pid_t> boostedThreads() const;
+
+ private:
+  struct Active {
+    std::string worker;
+    Nanos started;
+    Nanos deadline;
+    Nanos cooldown;
+  };
+  std::map<pid_t, Active> active_;
+  std::unordered_map<pid_t, Nanos> cooldown_until_;
+  std::deque<Nanos> recent_starts_;
+};
+
+}  // namespace cpuclass::daemon

@@ -1,0 +1,88 @@
+// Starvation boosting on the real kernel (tier `kernel`): the real daemon detects a starving
+// offload thread and boosts it within budget; the wait-report core boosts a holder at once.
+#include "tests/daemon/daemon_fixture.h"
+
+#include "cgroups/sched.h"
+#include "daemon/log.h"
+#include "daemon/manager.h"
+#include "policy/policy_loader.h"
+
+namespace cpuclass {
+namespace {
+
+class BoostTest : public DaemonTest {
+ protected:
+  bool inBoost(pid_t tid) const {
+    const auto p = where(tid);
+    return p.group == "/" + prefix_ + "/tw/_boost" && p.policy == cgroups::kSchedOther;
+  }
+  std::vector<pid_t> spinHogs(int n) {
+    std::vector<pid_t> hogs;
+    for (int i = 0; i < n; ++i) {
+      hogs.push_back(spawn("bg-hog-" + std::to_string(i)));
+      EXPECT_EQ(worker_->ask("spin " + std::to_string(hogs.back())), "ok");
+    }
+    return hogs;
+  }
+};
+
+TEST_F(BoostTest, StarvingOffloadThreadIsBoostedAndRevertedWhenDone) {
+  spinHogs(4);  // 4 SCHED_OTHER hogs on 2 CPUs
+  const pid_t off = spawn("off-1");
+  startDaemon();
+  ASSERT_TRUE(placedAs(off, "offload"));
+  EXPECT_EQ(worker_->ask("spin " + std::to_string(off)), "ok");  // runnable, in an idle group: starves
+  EXPECT_TRUE(waitUntil([&] { return inBoost(off); }, 5s)) << where(off).group;
+  const int port = metricsPort();
+  std::string text;
+  EXPECT_TRUE(waitUntil([&] {
+    text = testing::httpGet(port, "/metrics");
+    return text.find("cpuclass_class_boosts_total{class=\"offload\",worker=\"tw\"} 0") == std::string::npos &&
+           text.find("cpuclass_class_starvation_events_total{class=\"offload\",worker=\"tw\"} 0") == std::string::npos;
+  }, 5s)) << text;
+  // Parked again: the boost ends and the thread is back in its class.
+  EXPECT_EQ(worker_->ask("park " + std::to_string(off)), "ok");
+  EXPECT_TRUE(waitUntil([&] { return placedAs(off, "offload"); }, 5s)) << where(off).group;
+  EXPECT_EQ(problems(), "");
+}
+
+TEST_F(BoostTest, ABoostNeverOutlivesItsWindow) {
+  spinHogs(4);
+  const pid_t off = spawn("off-1");
+  startDaemon();
+  EXPECT_EQ(worker_->ask("spin " + std::to_string(off)), "ok");
+  ASSERT_TRUE(waitUntil([&] { return inBoost(off); }, 5s));
+  // Still runnable, so only the 50 ms window (plus a poll) can end it; it must end.
+  EXPECT_TRUE(waitUntil([&] { return !inBoost(off); }, 1s));
+  EXPECT_EQ(worker_->ask("park " + std::to_string(off)), "ok");
+}
+
+// The wait-report core, driven in-process until the D-Bus method exists.
+TEST_F(BoostTest, WaitReportBoostsTheHolderAtOnceWithinBudget) {
+  const pid_t waiter = spawn("bg-waiter"), holder = spawn("off-holder"), other = spawn("off-other");
+  auto loaded = policy::loadPolicy((dir_.path() / "policy.yaml").string(), "/nonexistent");
+  ASSERT_TRUE(loaded.policy);
+  loaded.policy->classes[2].boost->max_per_worker = 1;  // offload
+  ASSERT_EQ(loaded.policy->classes[2].name, "offload");
+  daemon::Logger log(policy::LogLevel::kWarning);
+  auto tree = cgroups::ClassTree::openSystem(layout_);
+  ASSERT_TRUE(tree);
+  daemon::Manager manager(std::move(*loaded.policy), std::move(*tree), *cgroups::ProcFs::openSystem(),
+                          daemon::StateFile((dir_.path() / "state").string()), log);
+  manager.start();
+  ASSERT_TRUE(placedAs(holder, "offload"));
+  const auto now = daemon::Nanos(std::chrono::steady_clock::now().time_since_epoch());
+  EXPECT_EQ(manager.reportWait(waiter, holder, now), daemon::BoostVerdict::kStarted);
+  EXPECT_TRUE(inBoost(holder));  // synchronously: no poll in between
+  EXPECT_EQ(manager.reportWait(waiter, other, now), daemon::BoostVerdict::kWorkerBudget);
+  EXPECT_EQ(manager.reportWait(waiter, waiter, now).error().code, EINVAL);  // background has no boost
+  EXPECT_EQ(manager.reportWait(waiter, 999999, now).error().code, ESRCH);
+  ASSERT_TRUE(manager.endWait(waiter, holder, now));
+  EXPECT_TRUE(placedAs(holder, "offload"));
+  EXPECT_EQ(manager.endWait(waiter, holder, now).error().code, ENOENT);
+  manager.stop();
+  EXPECT_EQ(where(holder).group, "/");
+}
+
+}  // namespace
+}  // namespace cpuclass

@@ -1,0 +1,94 @@
+// Starvation detection and boost budgets with a fake clock: deterministic, no sleeps.
+#include "daemon/boost.h"
+
+#include <gtest/gtest.h>
+
+namespace cpuclass::daemon {
+namespace {
+
+using std::chrono::milliseconds;
+constexpr uint64_t kMs = 1'000'000;
+
+TEST(StarvationDetector, RunnableAndNotRunningStarves) {
+  StarvationDetector d;
+  EXPECT_FALSE(d.observe(1, milliseconds(0), {'R', 0}, 0.1));           // baseline only
+  EXPECT_TRUE(d.observe(1, milliseconds(10), {'R', 500'000}, 0.1));     // ran 0.5 ms of 10 ms
+  EXPECT_FALSE(d.observe(1, milliseconds(20), {'R', 500'000 + 2 * kMs}, 0.1));  // ran 2 ms: progressing
+  EXPECT_FALSE(d.observe(1, milliseconds(30), {'S', 500'000 + 2 * kMs}, 0.1));  // asleep: not starving
+}
+
+TEST(StarvationDetector, ThresholdIsAShareOfTheElapsedTime) {
+  StarvationDetector d;
+  d.observe(1, milliseconds(0), {'R', 0}, 0.1);
+  EXPECT_TRUE(d.observe(1, milliseconds(50), {'R', 4 * kMs}, 0.1));  // 4 ms of 50 ms < 10%
+  EXPECT_FALSE(d.observe(1, milliseconds(60), {'R', 5 * kMs}, 0.1));  // 1 ms of 10 ms: exactly 10%
+  d.forget(1);
+  EXPECT_FALSE(d.observe(1, milliseconds(70), {'R', 5 * kMs}, 0.1));  // baseline again
+}
+
+TEST(StarvationDetector, ReusedTidWithSmallerRuntimeIsABaseline) {
+  StarvationDetector d;
+  d.observe(7, milliseconds(0), {'R', 50 * kMs}, 0.1);
+  EXPECT_FALSE(d.observe(7, milliseconds(10), {'R', 0}, 0.1));
+}
+
+BoostLimits limits() {
+  BoostLimits l;
+  l.window = milliseconds(50);
+  l.cooldown = milliseconds(20);
+  l.max_per_worker = 2;
+  l.max_total = 3;
+  l.max_per_second = 4;
+  return l;
+}
+
+TEST(BoostBook, WindowEndsEveryBoost) {
+  BoostBook b;
+  EXPECT_EQ(b.request(1, "db", milliseconds(0), limits()), BoostVerdict::kStarted);
+  EXPECT_TRUE(b.boosted(1));
+  EXPECT_TRUE(b.expire(milliseconds(49)).empty());
+  const auto ended = b.expire(milliseconds(50));
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0].tid, 1);
+  EXPECT_EQ(ended[0].duration, milliseconds(50));
+  EXPECT_FALSE(b.boosted(1));
+}
+
+TEST(BoostBook, CooldownPreventsFlapping) {
+  BoostBook b;
+  ASSERT_EQ(b.request(1, "db", milliseconds(0), limits()), BoostVerdict::kStarted);
+  ASSERT_TRUE(b.end(1, milliseconds(5)));
+  EXPECT_EQ(b.request(1, "db", milliseconds(10), limits()), BoostVerdict::kCoolingDown);
+  EXPECT_EQ(b.request(1, "db", milliseconds(25), limits()), BoostVerdict::kStarted);
+  // An exited thread is forgotten without a cooldown (its TID may come back as another thread).
+  ASSERT_TRUE(b.end(1, milliseconds(30), false));
+  EXPECT_EQ(b.request(1, "db", milliseconds(31), limits()), BoostVerdict::kStarted);
+}
+
+TEST(BoostBook, BudgetsPerWorkerTotalAndRate) {
+  BoostBook b;
+  EXPECT_EQ(b.request(1, "db", milliseconds(0), limits()), BoostVerdict::kStarted);
+  EXPECT_EQ(b.request(2, "db", milliseconds(0), limits()), BoostVerdict::kStarted);
+  EXPECT_EQ(b.request(3, "db", milliseconds(0), limits()), BoostVerdict::kWorkerBudget);
+  EXPECT_EQ(b.request(4, "cache", milliseconds(0), limits()), BoostVerdict::kStarted);
+  EXPECT_EQ(b.request(5, "queue", milliseconds(0), limits()), BoostVerdict::kTotalBudget);
+  EXPECT_EQ(b.activeFor("db"), 2u);
+  b.end(1, milliseconds(1), false);
+  EXPECT_EQ(b.request(6, "queue", milliseconds(1), limits()), BoostVerdict::kStarted);  // 4th start this second
+  b.end(2, milliseconds(2), false);
+  EXPECT_EQ(b.request(7, "queue", milliseconds(2), limits()), BoostVerdict::kRateLimited);
+  EXPECT_EQ(b.request(7, "queue", milliseconds(1001), limits()), BoostVerdict::kStarted);  // window slid
+  EXPECT_TRUE(refused(BoostVerdict::kRateLimited));
+  EXPECT_FALSE(refused(BoostVerdict::kCoolingDown));
+}
+
+TEST(BoostBook, RequestingAnActiveBoostExtendsItsDeadline) {
+  BoostBook b;
+  ASSERT_EQ(b.request(1, "db", milliseconds(0), limits()), BoostVerdict::kStarted);
+  EXPECT_EQ(b.request(1, "db", milliseconds(40), limits()), BoostVerdict::kAlreadyBoosted);
+  EXPECT_TRUE(b.expire(milliseconds(60)).empty());
+  EXPECT_EQ(b.expire(milliseconds(90)).size(), 1u);
+}
+
+}  // namespace
+}  // namespace cpuclass::daemon
