@@ -31,40 +31,48 @@ std::vector<pid_t> BoostBook::boostedThreads() const {
   return out;
 }
 
-BoostVerdict BoostBook::request(pid_t tid, const std::string& worker, Nanos now, const BoostLimits& limits) {
+BoostVerdict BoostBook::request(pid_t tid, const std::string& worker, Nanos now, const BoostLimits& limits,
+                                bool explicit_wait) {
   if (const auto it = active_.find(tid); it != active_.end()) {
     it->second.deadline = std::max(it->second.deadline, now + limits.window);
     return BoostVerdict::kAlreadyBoosted;
   }
-  if (const auto it = cooldown_until_.find(tid); it != cooldown_until_.end()) {
-    if (now < it->second) return BoostVerdict::kCoolingDown;
-    cooldown_until_.erase(it);
+  if (const auto it = cooldowns_.find(tid); it != cooldowns_.end() && now < it->second.until && !explicit_wait) {
+    return BoostVerdict::kCoolingDown;
   }
   if (activeFor(worker) >= limits.max_per_worker) return BoostVerdict::kWorkerBudget;
   if (active_.size() >= limits.max_total) return BoostVerdict::kTotalBudget;
   while (!recent_starts_.empty() && recent_starts_.front() <= now - std::chrono::seconds(1)) recent_starts_.pop_front();
   if (recent_starts_.size() >= limits.max_per_second) return BoostVerdict::kRateLimited;
   recent_starts_.push_back(now);
-  active_[tid] = {worker, now, now + limits.window, limits.cooldown};
+  active_[tid] = {worker, now, now + limits.window, limits.cooldown, limits.max_cooldown};
   return BoostVerdict::kStarted;
 }
 
-std::optional<EndedBoost> BoostBook::end(pid_t tid, Nanos now, bool cool) {
+std::optional<EndedBoost> BoostBook::end(pid_t tid, Nanos now) {
   const auto it = active_.find(tid);
   if (it == active_.end()) return std::nullopt;
   EndedBoost e{tid, it->second.worker, now - it->second.started};
-  if (cool) cooldown_until_[tid] = now + it->second.cooldown;
   active_.erase(it);
+  cooldowns_.erase(tid);  // it slept (or its wait ended): it was no CPU hog
   return e;
 }
 
 std::vector<EndedBoost> BoostBook::expire(Nanos now) {
-  std::vector<pid_t> due;
-  for (const auto& [tid, a] : active_) {
-    if (a.deadline <= now) due.push_back(tid);
-  }
   std::vector<EndedBoost> out;
-  for (const pid_t tid : due) out.push_back(*end(tid, now));
+  for (auto it = active_.begin(); it != active_.end();) {
+    const Active& a = it->second;
+    if (a.deadline > now) {
+      ++it;
+      continue;
+    }
+    auto& c = cooldowns_[it->first];
+    const Nanos cool = c.next.count() == 0 ? a.cooldown : c.next;
+    c.until = now + cool;
+    c.next = std::min(cool * 2, std::max(a.max_cooldown, a.cooldown));
+    out.push_back({it->first, a.worker, now - a.started});
+    it = active_.erase(it);
+  }
   return out;
 }
 

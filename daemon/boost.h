@@ -40,7 +40,8 @@ class StarvationDetector {
 
 struct BoostLimits {
   Nanos window{std::chrono::milliseconds(50)};
-  Nanos cooldown{std::chrono::milliseconds(20)};
+  Nanos cooldown{std::chrono::milliseconds(20)};       // after the first boost that ran out its window
+  Nanos max_cooldown{std::chrono::milliseconds(2000)};  // the doubling stops here
   uint32_t max_per_worker = 4;
   uint32_t max_total = 64;
   uint32_t max_per_second = 200;
@@ -63,13 +64,20 @@ struct EndedBoost {
 };
 
 // Who is boosted and until when; enforces the budgets. Ending a boost is always allowed.
+//
+// Hysteresis tells a quick item someone waits on from a CPU-hungry offload thread: a boost that
+// ends because the thread went back to sleep leaves no cooldown (and resets it); a boost that
+// runs out its window starts a cooldown that doubles with each such boost, up to max_cooldown.
+// A thread that never sleeps thus gets at most window / (window + max_cooldown) of boosted time.
 class BoostBook {
  public:
-  BoostVerdict request(pid_t tid, const std::string& worker, Nanos now, const BoostLimits& limits);
-  // Boosts past their deadline, now ended; the caller reverts them.
+  // `explicit_wait`: a worker reported that someone waits on tid; cooldowns do not apply.
+  BoostVerdict request(pid_t tid, const std::string& worker, Nanos now, const BoostLimits& limits,
+                       bool explicit_wait = false);
+  // Boosts past their deadline, now ended with a cooldown; the caller reverts them.
   std::vector<EndedBoost> expire(Nanos now);
-  // Ends one boost early (the thread slept, the wait ended, it exited). `cool` starts the cooldown.
-  std::optional<EndedBoost> end(pid_t tid, Nanos now, bool cool = true);
+  // Ends one boost early: the thread slept, the wait ended, or it exited. No cooldown follows.
+  std::optional<EndedBoost> end(pid_t tid, Nanos now);
   bool boosted(pid_t tid) const { return active_.contains(tid); }
   size_t active() const { return active_.size(); }
   size_t activeFor(const std::string& worker) const;
@@ -81,9 +89,14 @@ class BoostBook {
     Nanos started;
     Nanos deadline;
     Nanos cooldown;
+    Nanos max_cooldown;
+  };
+  struct Cooldown {
+    Nanos until{};
+    Nanos next{};  // the cooldown after the next boost that runs out its window
   };
   std::map<pid_t, Active> active_;
-  std::unordered_map<pid_t, Nanos> cooldown_until_;
+  std::unordered_map<pid_t, Cooldown> cooldowns_;
   std::deque<Nanos> recent_starts_;
 };
 

@@ -308,7 +308,7 @@ void Manager::reconcile() {
                   .child_process = process->second.child ? &process->second.facts : nullptr,
                   .requested_class = t.requested_class ? std::optional<std::string_view>(*t.requested_class) : std::nullopt});
     const auto* spec = policy_.findClass(t.decision.class_name);
-    if (book_.boosted(tid) && !spec->boost) book_.end(tid, Nanos(monotonicNs()), false);  // class changed
+    if (book_.boosted(tid) && !spec->boost) book_.end(tid, Nanos(monotonicNs()));  // class changed
     const bool boost = book_.boosted(tid);
     ThreadTarget target{baseOf(worker->name) + "/" + (boost ? kBoostGroup : spec->name),
                         kernelPolicy(boost ? spec->boost->sched : spec->sched), boost ? spec->boost->nice : spec->nice};
@@ -527,7 +527,7 @@ void Manager::reload(policy::Policy next) {
 void Manager::stop() {
   if (policy_.daemon.on_stop == policy::OnStop::kKeep) {
     // Boosts never outlive the daemon: boosted threads go back to their classes first.
-    for (const pid_t tid : book_.boostedThreads()) endBoost(tid, Nanos(monotonicNs()), false);
+    for (const pid_t tid : book_.boostedThreads()) endBoost(tid, Nanos(monotonicNs()));
     reconcile();
     saveOriginals();
     log_.info("stopping; threads keep their classes (on_stop: keep)");
@@ -550,7 +550,7 @@ void Manager::stop() {
 }
 
 void Manager::forgetBoostState(pid_t tid) {
-  if (auto e = book_.end(tid, Nanos(monotonicNs()), false)) {
+  if (auto e = book_.end(tid, Nanos(monotonicNs()))) {
     const auto t = threads_.find(tid);
     if (t != threads_.end()) {
       boost_counters_[classGroupOf(tid, t->second)].boosted_seconds += std::chrono::duration<double>(e->duration).count();
@@ -569,8 +569,8 @@ void Manager::finishBoost(const EndedBoost& e) {
   }
 }
 
-void Manager::endBoost(pid_t tid, Nanos now, bool cool) {
-  if (auto e = book_.end(tid, now, cool)) finishBoost(*e);
+void Manager::endBoost(pid_t tid, Nanos now) {
+  if (auto e = book_.end(tid, now)) finishBoost(*e);
 }
 
 namespace {
@@ -579,8 +579,8 @@ namespace {
 constexpr size_t kIdleThreadsPerPoll = 64;
 
 BoostLimits limitsOf(const policy::BoostSpec& b) {
-  return {std::chrono::duration_cast<Nanos>(b.window), std::chrono::duration_cast<Nanos>(b.cooldown), b.max_per_worker,
-          b.max_total, b.max_per_second};
+  return {std::chrono::duration_cast<Nanos>(b.window), std::chrono::duration_cast<Nanos>(b.cooldown),
+          std::chrono::duration_cast<Nanos>(b.max_cooldown), b.max_per_worker, b.max_total, b.max_per_second};
 }
 }  // namespace
 
@@ -642,7 +642,7 @@ bool Manager::pollStarvation(Nanos now) {
       if (book_.boosted(tid)) {
         // Done with its work: asleep again. A holder someone waits on keeps its boost.
         if (!t.was_runnable && waiters_[tid].empty()) {
-          endBoost(tid, now, true);
+          endBoost(tid, now);
           changed = true;
         }
         continue;
@@ -677,7 +677,7 @@ Result<BoostVerdict> Manager::reportWait(pid_t waiter, pid_t holder, Nanos now) 
   }
   waiters_[holder].insert(waiter);
   auto& counters = boost_counters_[classGroupOf(holder, h->second)];
-  const auto verdict = book_.request(holder, processes_[h->second.tgid].worker, now, limitsOf(*spec->boost));
+  const auto verdict = book_.request(holder, processes_[h->second.tgid].worker, now, limitsOf(*spec->boost), true);
   if (verdict == BoostVerdict::kStarted) {
     ++counters.boosts_started;
     dirty_.emplace(holder, h->second.tgid);
@@ -695,9 +695,8 @@ Result<void> Manager::endWait(pid_t waiter, pid_t holder, Nanos now) {
   }
   if (w->second.empty()) {
     waiters_.erase(w);
-    // The next wait should boost at once: an explicit report is no flapping detector.
     if (book_.boosted(holder)) {
-      endBoost(holder, now, false);
+      endBoost(holder, now);
       reconcile();
     }
   }

@@ -136,7 +136,7 @@ class Manager {
   void placeBatch(const std::string& group, const std::vector<pid_t>& tids, cgroups::CpuSettings settings);
   const policy::ClassSpec* classOf(const Thread& t) const { return policy_.findClass(t.decision.class_name); }
   std::string classGroupOf(pid_t tid, const Thread& t) const;
-  void endBoost(pid_t tid, Nanos now, bool cool);
+  void endBoost(pid_t tid, Nanos now);
   void forgetBoostState(pid_t tid);  // the thread exited
   void finishBoost(const EndedBoost& e);
   void restoreThread(pid_t tid);

@@ -34,7 +34,10 @@ struct BoostSpec {
   uint32_t max_per_worker = 4;    // boosted threads at once, per worker
   uint32_t max_total = 64;        // boosted threads at once, all workers
   uint32_t max_per_second = 200;  // boosts started per second, all workers
-  std::chrono::milliseconds cooldown{20};  // hysteresis: no new boost of a thread this soon after one ended
+  // Hysteresis: after a boost that ran out its window (a CPU-hungry thread), no new boost for
+  // `cooldown`, doubling with each such boost up to `max_cooldown`. A thread that slept resets it.
+  std::chrono::milliseconds cooldown{20};
+  std::chrono::milliseconds max_cooldown{2000};
 };
 
 struct ClassSpec {

@@ -329,7 +329,8 @@ class Builder {
       return;
     }
     BoostSpec b = c.boost.value_or(BoostSpec{});
-    visitMap(v, {"starved_below", "window", "sched", "nice", "max_per_worker", "max_total", "max_per_second", "cooldown"},
+    visitMap(v, {"starved_below", "window", "sched", "nice", "max_per_worker", "max_total", "max_per_second", "cooldown",
+                 "max_cooldown"},
              [&](const std::string& key, const YAML::Node& kk, const YAML::Node& vv) {
                if (key == "starved_below") {
                  if (auto x = readInt(key + " (percent of a poll interval)", kk, vv, 1, 90)) b.starved_below = static_cast<double>(*x) / 100;
@@ -337,6 +338,8 @@ class Builder {
                  if (auto x = readDuration(key, kk, vv, milliseconds(1), milliseconds(10000))) b.window = *x;
                } else if (key == "cooldown") {
                  if (auto x = readDuration(key, kk, vv, milliseconds(0), milliseconds(10000))) b.cooldown = *x;
+               } else if (key == "max_cooldown") {
+                 if (auto x = readDuration(key, kk, vv, milliseconds(0), milliseconds(60000))) b.max_cooldown = *x;
                } else if (key == "sched") {
                  if (auto x = readSched(key, kk, vv)) b.sched = *x;
                } else if (key == "nice") {

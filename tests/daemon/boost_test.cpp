@@ -54,15 +54,35 @@ TEST(BoostBook, WindowEndsEveryBoost) {
   EXPECT_FALSE(b.boosted(1));
 }
 
-TEST(BoostBook, CooldownPreventsFlapping) {
+TEST(BoostBook, ASleepingThreadLeavesNoCooldown) {
   BoostBook b;
   ASSERT_EQ(b.request(1, "db", milliseconds(0), limits()), BoostVerdict::kStarted);
-  ASSERT_TRUE(b.end(1, milliseconds(5)));
-  EXPECT_EQ(b.request(1, "db", milliseconds(10), limits()), BoostVerdict::kCoolingDown);
-  EXPECT_EQ(b.request(1, "db", milliseconds(25), limits()), BoostVerdict::kStarted);
-  // An exited thread is forgotten without a cooldown (its TID may come back as another thread).
-  ASSERT_TRUE(b.end(1, milliseconds(30), false));
-  EXPECT_EQ(b.request(1, "db", milliseconds(31), limits()), BoostVerdict::kStarted);
+  ASSERT_TRUE(b.end(1, milliseconds(3)));  // its item is done: asleep again
+  EXPECT_EQ(b.request(1, "db", milliseconds(4), limits()), BoostVerdict::kStarted);
+}
+
+TEST(BoostBook, CpuHungryThreadBacksOffExponentially) {
+  BoostLimits l = limits();
+  l.max_cooldown = milliseconds(70);
+  BoostBook b;
+  ASSERT_EQ(b.request(1, "db", milliseconds(0), l), BoostVerdict::kStarted);
+  ASSERT_EQ(b.expire(milliseconds(50)).size(), 1u);  // ran out its window: cooldown 20 ms
+  EXPECT_EQ(b.request(1, "db", milliseconds(69), l), BoostVerdict::kCoolingDown);
+  ASSERT_EQ(b.request(1, "db", milliseconds(70), l), BoostVerdict::kStarted);
+  ASSERT_EQ(b.expire(milliseconds(120)).size(), 1u);  // again: cooldown 40 ms
+  EXPECT_EQ(b.request(1, "db", milliseconds(159), l), BoostVerdict::kCoolingDown);
+  ASSERT_EQ(b.request(1, "db", milliseconds(160), l), BoostVerdict::kStarted);
+  ASSERT_EQ(b.expire(milliseconds(210)).size(), 1u);  // 80 ms, capped at 70
+  EXPECT_EQ(b.request(1, "db", milliseconds(279), l), BoostVerdict::kCoolingDown);
+  EXPECT_EQ(b.request(1, "db", milliseconds(280), l), BoostVerdict::kStarted);
+}
+
+TEST(BoostBook, ExplicitWaitIgnoresTheCooldown) {
+  BoostBook b;
+  ASSERT_EQ(b.request(1, "db", milliseconds(0), limits()), BoostVerdict::kStarted);
+  ASSERT_EQ(b.expire(milliseconds(50)).size(), 1u);
+  EXPECT_EQ(b.request(1, "db", milliseconds(51), limits()), BoostVerdict::kCoolingDown);
+  EXPECT_EQ(b.request(1, "db", milliseconds(51), limits(), true), BoostVerdict::kStarted);
 }
 
 TEST(BoostBook, BudgetsPerWorkerTotalAndRate) {
@@ -73,9 +93,9 @@ TEST(BoostBook, BudgetsPerWorkerTotalAndRate) {
   EXPECT_EQ(b.request(4, "cache", milliseconds(0), limits()), BoostVerdict::kStarted);
   EXPECT_EQ(b.request(5, "queue", milliseconds(0), limits()), BoostVerdict::kTotalBudget);
   EXPECT_EQ(b.activeFor("db"), 2u);
-  b.end(1, milliseconds(1), false);
+  b.end(1, milliseconds(1));
   EXPECT_EQ(b.request(6, "queue", milliseconds(1), limits()), BoostVerdict::kStarted);  // 4th start this second
-  b.end(2, milliseconds(2), false);
+  b.end(2, milliseconds(2));
   EXPECT_EQ(b.request(7, "queue", milliseconds(2), limits()), BoostVerdict::kRateLimited);
   EXPECT_EQ(b.request(7, "queue", milliseconds(1001), limits()), BoostVerdict::kStarted);  // window slid
   EXPECT_TRUE(refused(BoostVerdict::kRateLimited));

@@ -1,0 +1,239 @@
+// cpuclass-inversion-bench CPUCLASSD [REPS] [ITEMS]: priority inversion under the real daemon.
+//
+// This process is the worker: 4 SCHED_OTHER hogs (background) saturate 2 CPUs; a background
+// waiter hands 1 ms CPU items to an offload thread (SCHED_IDLE in a cpu.idle group) and waits.
+// Per configuration, in random order, REPS times, it starts cpuclassd with a policy and measures:
+//   item latency p50/p99 (submit -> done),
+//   offload's share of the machine while it spins with the hogs saturating (3 s),
+//   the daemon's CPU over the whole configuration.
+// Configurations: none (offload boost: false), detect (the daemon's starvation detection).
+// Needs root and a cgroup v1 cpu hierarchy; uses cgroup prefix cpuclass-inv-<pid>.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono;
+using Clock = steady_clock;
+
+namespace {
+
+void burnCpu(nanoseconds amount) {
+  timespec a{}, b{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+  do {
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+  } while ((b.tv_sec - a.tv_sec) * 1'000'000'000L + (b.tv_nsec - a.tv_nsec) < amount.count());
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+uint64_t runtimeNs(pid_t pid, pid_t tid) {
+  return std::strtoull(slurp("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/schedstat").c_str(),
+                       nullptr, 10);
+}
+
+uint64_t processRuntimeNs(pid_t pid) {
+  uint64_t sum = 0;
+  std::ifstream tasks;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  // Threads of the daemon (the exposer has some); summed from each thread's schedstat.
+  if (FILE* ls = ::popen(("ls " + dir).c_str(), "r")) {
+    char line[64];
+    while (std::fgets(line, sizeof line, ls) != nullptr) sum += runtimeNs(pid, static_cast<pid_t>(std::atoi(line)));
+    ::pclose(ls);
+  }
+  return sum;
+}
+
+double pct(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5)];
+}
+
+struct Worker {
+  std::atomic<bool> stop{false};
+  std::atomic<bool> offload_spin{false};
+  std::mutex mu;
+  std::condition_variable cv;
+  bool pending = false, done = false;
+  std::atomic<pid_t> offload_tid{0}, waiter_tid{0};
+  std::vector<std::thread> threads;
+
+  void start() {
+    for (int i = 0; i < 4; ++i) {
+      threads.emplace_back([this, i] {
+        pthread_setname_np(pthread_self(), ("hog-" + std::to_string(i)).c_str());
+        while (!stop) burnCpu(milliseconds(1));
+      });
+    }
+    threads.emplace_back([this] {
+      pthread_setname_np(pthread_self(), "offload-0");
+      offload_tid = ::gettid();
+      std::unique_lock lock(mu);
+      while (!stop) {
+        cv.wait_for(lock, milliseconds(50), [&] { return pending || stop || offload_spin; });
+        if (offload_spin) {
+          lock.unlock();
+          while (offload_spin && !stop) burnCpu(milliseconds(1));
+          lock.lock();
+          continue;
+        }
+        if (!pending) continue;
+        lock.unlock();
+        burnCpu(milliseconds(1));
+        lock.lock();
+        pending = false;
+        done = true;
+        cv.notify_all();
+      }
+    });
+    while (offload_tid == 0) std::this_thread::yield();
+  }
+
+  double item() {
+    const auto t0 = Clock::now();
+    std::unique_lock lock(mu);
+    pending = true;
+    done = false;
+    cv.notify_all();
+    cv.wait(lock, [&] { return done; });
+    return duration<double, std::milli>(Clock::now() - t0).count();
+  }
+
+  ~Worker() {
+    stop = true;
+    cv.notify_all();
+    for (auto& t : threads) t.join();
+  }
+};
+
+struct Result {
+  double p50, p99, offload_share, daemon_cpu;
+};
+
+pid_t startDaemon(const std::string& cpuclassd, const std::string& dir) {
+  pid_t pid = 0;
+  std::vector<std::string> args{cpuclassd, "--policy", dir + "/policy.yaml", "--state-dir", dir + "/state"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, (dir + "/daemon.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) pid = -1;
+  posix_spawn_file_actions_destroy(&fa);
+  return pid;
+}
+
+Result runConfig(const std::string& cpuclassd, const std::string& dir, const std::string& tag, bool boost, Worker& w,
+                 int items) {
+  std::ofstream(dir + "/policy.yaml") << "daemon: {cgroup_prefix: " << tag << ", metrics_listen: 'off'}\n"
+                                      << "classes: {offload: {boost: " << (boost ? "true" : "false") << "}}\n"
+                                      << "workers:\n  - name: inv\n    match: {cmdline: '.*--tag=" << tag << "'}\n"
+                                      << "    default_class: background\n"
+                                      << "    threads: [{comm: 'offload-.*', class: offload}]\n";
+  const pid_t daemon = startDaemon(cpuclassd, dir);
+  // Wait until the offload thread is in its idle group.
+  const std::string cg = "/proc/self/task/" + std::to_string(w.offload_tid.load()) + "/cgroup";
+  for (int i = 0; i < 500 && slurp(cg).find("/offload") == std::string::npos; ++i) std::this_thread::sleep_for(milliseconds(10));
+  const uint64_t daemon_start = processRuntimeNs(daemon);
+  const auto t_start = Clock::now();
+
+  std::vector<double> lat;
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> gap(5, 25);
+  for (int i = 0; i < items; ++i) {
+    std::this_thread::sleep_for(milliseconds(gap(rng)));
+    lat.push_back(w.item());
+  }
+  // Offload spinning while the hogs saturate both CPUs: how much of the machine does it get?
+  const uint64_t before = runtimeNs(::getpid(), w.offload_tid);
+  w.offload_spin = true;
+  w.cv.notify_all();
+  std::this_thread::sleep_for(seconds(3));
+  w.offload_spin = false;
+  const double share = static_cast<double>(runtimeNs(::getpid(), w.offload_tid) - before) / 6e9;  // 3 s x 2 CPUs
+
+  const double wall = duration<double>(Clock::now() - t_start).count();
+  const double daemon_cpu = static_cast<double>(processRuntimeNs(daemon) - daemon_start) / 1e9 / wall;
+  ::kill(daemon, SIGTERM);
+  ::waitpid(daemon, nullptr, 0);
+  return {pct(lat, 0.5), pct(lat, 0.99), share, daemon_cpu};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return std::fprintf(stderr, "usage: cpuclass-inversion-bench CPUCLASSD [REPS] [ITEMS]\n"), 2;
+  const std::string self_tag = "cpuclass-inv-" + std::to_string(::getpid());
+  // The daemon matches workers by command line: re-exec with the tag so it can find us.
+  bool tagged = false;
+  for (int i = 0; i < argc; ++i) tagged |= std::string(argv[i]).rfind("--tag=", 0) == 0;
+  if (!tagged) {
+    std::vector<char*> args(argv, argv + argc);
+    std::string tag_arg = "--tag=" + self_tag;
+    args.push_back(tag_arg.data());
+    args.push_back(nullptr);
+    ::execv("/proc/self/exe", args.data());
+    return std::perror("execv"), 1;
+  }
+  std::string tag;
+  for (int i = 0; i < argc; ++i) {
+    if (std::string(argv[i]).rfind("--tag=", 0) == 0) tag = std::string(argv[i]).substr(6);
+  }
+  const std::string cpuclassd = argv[1];
+  const int reps = argc > 3 && argv[2][0] != '-' ? std::atoi(argv[2]) : 3;
+  const int items = argc > 4 && argv[3][0] != '-' ? std::atoi(argv[3]) : 100;
+  char tmpl[] = "/tmp/cpuclass-inv-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+
+  Worker w;
+  w.start();
+  std::this_thread::sleep_for(milliseconds(200));
+  std::vector<std::string> configs{"none", "detect"};
+  std::map<std::string, std::vector<Result>> results;
+  std::mt19937 rng(static_cast<unsigned>(::getpid()));
+  for (int r = 0; r < reps; ++r) {
+    std::shuffle(configs.begin(), configs.end(), rng);
+    for (const auto& c : configs) {
+      const Result res = runConfig(cpuclassd, dir, tag, c == "detect", w, items);
+      results[c].push_back(res);
+      std::printf("rep %d %-7s item p50 %7.2f ms  p99 %7.2f ms  offload share %5.2f%%  daemon CPU %5.2f%%\n", r + 1,
+                  c.c_str(), res.p50, res.p99, 100 * res.offload_share, 100 * res.daemon_cpu);
+      std::fflush(stdout);
+    }
+  }
+  std::printf("\n| configuration (median of %d) | item p50 | item p99 | offload share of machine, bg saturating | daemon CPU |\n"
+              "|---|---|---|---|---|\n", reps);
+  for (const auto& [c, rs] : results) {
+    std::vector<double> p50, p99, share, cpu;
+    for (const auto& x : rs) p50.push_back(x.p50), p99.push_back(x.p99), share.push_back(x.offload_share), cpu.push_back(x.daemon_cpu);
+    std::printf("| %s | %.2f ms | %.2f ms | %.2f%% | %.2f%% |\n", c.c_str(), pct(p50, 0.5), pct(p99, 0.5),
+                100 * pct(share, 0.5), 100 * pct(cpu, 0.5));
+  }
+  std::system(("rm -rf " + dir).c_str());
+  return 0;
+}
