@@ -9,6 +9,9 @@
 //   sched  SCHED_IDLE -> SCHED_OTHER in place (the thread stays in the idle group)
 //   move   move to a non-idle group (weight 100) + SCHED_OTHER, moved back after
 //   flip   cpu.idle=0 on the whole offload group + SCHED_OTHER, idle again after
+//   shared-none / shared  the offload thread lives SCHED_IDLE in the hogs' own (non-idle) group;
+//          the boost is SCHED_OTHER in place (one sched_setattr, no cgroup write)
+// Each run also measures offload's share of the machine while it spins with the hogs saturating.
 // Prints item latency p50/p99 per mechanism and repetition, then medians. Needs root and a v1 cpu
 // hierarchy; creates and removes cpuclass-boostbench-<pid>.
 #include <sys/syscall.h>
@@ -53,7 +56,7 @@ double pct(std::vector<double> v, double p) {
 }
 
 struct Run {
-  double p50_ms, p99_ms;
+  double p50_ms, p99_ms, share;
 };
 
 Run runOnce(const ClassTree& tree, const std::string& base, const std::string& mech, int items) {
@@ -69,15 +72,23 @@ Run runOnce(const ClassTree& tree, const std::string& base, const std::string& m
   std::mutex mu;
   std::condition_variable cv;
   bool pending = false, done = false;
+  std::atomic<bool> spin{false};
   std::atomic<pid_t> offload_tid{0};
+  const bool shared = mech.starts_with("shared");
   std::thread offload([&] {
     offload_tid = ::gettid();
-    (void)tree.place(base, "offload", std::vector<pid_t>{::gettid()});
+    (void)tree.place(base, shared ? "hogs" : "offload", std::vector<pid_t>{::gettid()});
     (void)setThreadSched(::gettid(), {kSchedIdle, 0});
     std::unique_lock lock(mu);
     while (!stop) {
-      cv.wait(lock, [&] { return pending || stop; });
+      cv.wait(lock, [&] { return pending || stop || spin; });
       if (stop) break;
+      if (spin) {
+        lock.unlock();
+        while (spin) burnCpu(milliseconds(1));
+        lock.lock();
+        continue;
+      }
       lock.unlock();
       burnCpu(milliseconds(1));
       lock.lock();
@@ -103,7 +114,7 @@ Run runOnce(const ClassTree& tree, const std::string& base, const std::string& m
       const bool starving = f->state == 'R' && f->runtime_ns - last_runtime < 1'000'000;  // < 10% of 10 ms
       last_runtime = f->runtime_ns;
       const bool should_end = boosted && (f->state != 'R' || Clock::now() - boost_start > milliseconds(50));
-      if (!boosted && starving && mech != "none") {
+      if (!boosted && starving && mech != "none" && mech != "shared-none") {
         boost_start = Clock::now();
         boosted = true;
         if (mech == "move") (void)tree.place(base, "rescue", std::vector<pid_t>{tid});
@@ -132,12 +143,20 @@ Run runOnce(const ClassTree& tree, const std::string& base, const std::string& m
     cv.wait(lock, [&] { return done; });
     lat.push_back(duration<double, std::milli>(Clock::now() - t0).count());
   }
+  // Offload spinning while the hogs saturate: its share of the 2-CPU machine over 2 s.
+  ProcFs proc = *ProcFs::openSystem();
+  const uint64_t r0 = proc.thread(::getpid(), tid, true)->runtime_ns;
+  spin = true;
+  cv.notify_all();
+  std::this_thread::sleep_for(seconds(2));
+  const uint64_t r1 = proc.thread(::getpid(), tid, true)->runtime_ns;
+  spin = false;
   stop = true;
   cv.notify_all();
   for (auto& h : hogs) h.join();
   offload.join();
   poller.join();
-  return {pct(lat, 0.5), pct(lat, 0.99)};
+  return {pct(lat, 0.5), pct(lat, 0.99), static_cast<double>(r1 - r0) / 4e9};
 }
 
 }  // namespace
@@ -157,7 +176,8 @@ int main(int argc, char** argv) {
   (void)tree->ensureClass(base, "poller", {10000, false});
   (void)tree->ensureClass(base, "waiter", {10, false});
   (void)tree->place(base, "waiter", std::vector<pid_t>{::gettid()});
-  std::vector<std::string> mechs{"none", "sched", "move", "flip"};
+  std::vector<std::string> mechs{"none", "sched", "move", "flip", "shared-none", "shared"};
+  if (argc > 3) mechs = std::vector<std::string>(argv + 3, argv + argc);
   std::map<std::string, std::vector<Run>> runs;
   std::mt19937 rng(static_cast<unsigned>(::getpid()));
   for (int r = 0; r < reps; ++r) {
@@ -165,15 +185,17 @@ int main(int argc, char** argv) {
     for (const auto& m : mechs) {
       const Run run = runOnce(*tree, base, m, items);
       runs[m].push_back(run);
-      std::printf("rep %d %-5s item p50 %7.2f ms  p99 %7.2f ms\n", r + 1, m.c_str(), run.p50_ms, run.p99_ms);
+      std::printf("rep %d %-11s item p50 %7.2f ms  p99 %7.2f ms  offload share %5.2f%%\n", r + 1, m.c_str(), run.p50_ms,
+                  run.p99_ms, 100 * run.share);
       std::fflush(stdout);
     }
   }
-  std::printf("| mechanism | item p50 (median of %d) | item p99 (median of %d) |\n|---|---|---|\n", reps, reps);
+  std::printf("| mechanism | item p50 (median of %d) | item p99 (median of %d) | offload share, hogs saturating |\n"
+              "|---|---|---|---|\n", reps, reps);
   for (const auto& [m, rs] : runs) {
-    std::vector<double> p50, p99;
-    for (const auto& r : rs) p50.push_back(r.p50_ms), p99.push_back(r.p99_ms);
-    std::printf("| %s | %.2f ms | %.2f ms |\n", m.c_str(), pct(p50, 0.5), pct(p99, 0.5));
+    std::vector<double> p50, p99, share;
+    for (const auto& r : rs) p50.push_back(r.p50_ms), p99.push_back(r.p99_ms), share.push_back(r.share);
+    std::printf("| %s | %.2f ms | %.2f ms | %.2f%% |\n", m.c_str(), pct(p50, 0.5), pct(p99, 0.5), 100 * pct(share, 0.5));
   }
   (void)tree->control().moveThread("", ::gettid());
   if (tree->accounting()) (void)tree->accounting()->moveThread("", ::gettid());
