@@ -102,4 +102,12 @@ Result<UniqueFd> ProcFs::openPidfd(pid_t pid) {
   return UniqueFd(static_cast<int>(fd));
 }
 
+bool ProcFs::pidfdAlive(const UniqueFd& pidfd) {
+  return ::syscall(SYS_pidfd_send_signal, pidfd.get(), 0, nullptr, 0) == 0;
+}
+
+bool ProcFs::hasThread(pid_t pid, pid_t tid) const {
+  return pid > 0 && tid > 0 && root_.exists(std::to_string(pid) + "/task/" + std::to_string(tid));
+}
+
 }  // namespace cpuclass::cgroups

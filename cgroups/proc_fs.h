@@ -45,6 +45,10 @@ class ProcFs {
 
   // pidfd_open(2): a handle that keeps naming this process even after its PID is reused.
   static Result<UniqueFd> openPidfd(pid_t pid);
+  // Whether the process a pidfd names is still alive (pidfd_send_signal with signal 0).
+  static bool pidfdAlive(const UniqueFd& pidfd);
+  // Whether tid is a thread of process pid.
+  bool hasThread(pid_t pid, pid_t tid) const;
 
  private:
   Dir root_;

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "cgroups/features.h"
+#include "daemon/bus_service.h"
 #include "daemon/manager.h"
 #include "daemon/metrics_publisher.h"
 #include "metrics/exposition.h"
@@ -75,6 +76,32 @@ class Loop {
     const int r = sd_event_loop(event_);
     sd_notify(false, "STOPPING=1");
     return r < 0 ? 1 : 0;
+  }
+
+  sd_event* event() const { return event_; }
+
+  // SIGHUP and the D-Bus Reload method; true when the new policy is in force.
+  bool reload() {
+    sd_notify(false, "RELOADING=1");
+    auto loaded = policy::loadPolicy(options_.policy_file, policy::dropinDirFor(options_.policy_file));
+    if (!loaded.policy) {
+      for (const auto& d : loaded.diagnostics) log_.error("{}", d.str());
+      ++manager_.mutableStats().reload_failures;
+      publisher_.publish(manager_);
+      log_.error("reload failed with {} error(s); the previous policy stays in force", loaded.diagnostics.size());
+      sd_notifyf(false, "READY=1\nSTATUS=%s", manager_.status().c_str());
+      return false;
+    } else {
+      log_.setLevel(loaded.policy->daemon.log_level);
+      if (loaded.policy->daemon.metrics_listen != manager_.policy().daemon.metrics_listen) {
+        log_.notice("metrics_listen changes take effect at the next start, ignoring");
+      }
+      manager_.reload(std::move(*loaded.policy));
+      publisher_.publish(manager_);
+      log_.notice("reloaded {}: {}", options_.policy_file, manager_.status());
+    }
+    sd_notifyf(false, "READY=1\nSTATUS=%s", manager_.status().c_str());
+    return true;
   }
 
  private:
@@ -145,26 +172,6 @@ class Loop {
     return 0;
   }
 
-  void reload() {
-    sd_notify(false, "RELOADING=1");
-    auto loaded = policy::loadPolicy(options_.policy_file, policy::dropinDirFor(options_.policy_file));
-    if (!loaded.policy) {
-      for (const auto& d : loaded.diagnostics) log_.error("{}", d.str());
-      ++manager_.mutableStats().reload_failures;
-      publisher_.publish(manager_);
-      log_.error("reload failed with {} error(s); the previous policy stays in force", loaded.diagnostics.size());
-    } else {
-      log_.setLevel(loaded.policy->daemon.log_level);
-      if (loaded.policy->daemon.metrics_listen != manager_.policy().daemon.metrics_listen) {
-        log_.notice("metrics_listen changes take effect at the next start, ignoring");
-      }
-      manager_.reload(std::move(*loaded.policy));
-      publisher_.publish(manager_);
-      log_.notice("reloaded {}: {}", options_.policy_file, manager_.status());
-    }
-    sd_notifyf(false, "READY=1\nSTATUS=%s", manager_.status().c_str());
-  }
-
   void report() {
     const auto& st = manager_.stats();
     log_.notice("status: {}; drift corrected {}, realtime skipped {}, events {} (lost {}), rescans {}, reloads {} ({} failed)",
@@ -233,6 +240,8 @@ int runDaemon(const Options& options, Logger& log) {
   metrics::Sample fixed;
   fixed.version = CPUCLASS_VERSION;
   fixed.cgroup_mode = std::string(cgroups::toString(layout->mode));
+  const std::string fixed_mode = fixed.cgroup_mode;
+  auto proc_for_bus = *cgroups::ProcFs::openSystem();  // the bus's own /proc handle
   fixed.features = cgroups::featureList(features);
   MetricsPublisher publisher(std::move(*readers), std::move(fixed));
   const std::string listen = loaded.policy->daemon.metrics_listen;
@@ -253,7 +262,15 @@ int runDaemon(const Options& options, Logger& log) {
       log.error("{}; running without metrics", started.error().message);
     }
   }
+  std::unique_ptr<BusService> bus;
+  if (auto started = BusService::start(loop.event(), manager, proc_for_bus, fixed_mode, [&loop] { return loop.reload(); }, log)) {
+    bus = std::move(*started);
+    log.notice("D-Bus API org.cpuclass1 on the system bus");
+  } else {
+    log.notice("{}; the D-Bus API is off", started.error().message);
+  }
   const int rc = loop.run();
+  bus.reset();
   server.reset();  // no scrape may outlive what it reads
   manager.stop();
   return rc;

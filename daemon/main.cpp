@@ -7,6 +7,7 @@
 
 #include "cgroups/class_tree.h"
 #include "cgroups/features.h"
+#include "daemon/bus_service.h"
 #include "daemon/daemon.h"
 #include "policy/policy_loader.h"
 
@@ -63,7 +64,10 @@ int main(int argc, char** argv) {
   std::optional<std::string> check_file;
   app.add_option("--check-policy", check_file, "check a policy file (and its policy.d) and exit")
       ->expected(0, 1);
+  bool introspect = false;
+  app.add_flag("--bus-introspect", introspect, "print the D-Bus interface XML and exit");
   CLI11_PARSE(app, argc, argv);
+  if (introspect) return std::fputs(daemon::BusService::introspection().c_str(), stdout) < 0;
   if (do_probe) return probe();
   if (app.count("--check-policy") > 0) return checkPolicy(check_file && !check_file->empty() ? *check_file : policy_file);
   daemon::Logger log;

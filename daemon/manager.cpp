@@ -703,6 +703,58 @@ Result<void> Manager::endWait(pid_t waiter, pid_t holder, Nanos now) {
   return {};
 }
 
+Manager::Thread* Manager::managedThread(pid_t tid) {
+  if (const auto it = threads_.find(tid); it != threads_.end()) return &it->second;
+  // A call can overtake the proc connector event of a thread or process just started.
+  auto facts = proc_.thread(tid, tid);
+  if (!facts) return nullptr;
+  considerProcess(facts->tgid);
+  if (processes_.contains(facts->tgid)) {
+    dirty_.emplace(tid, facts->tgid);
+    reconcile();
+  }
+  const auto it = threads_.find(tid);
+  return it == threads_.end() ? nullptr : &it->second;
+}
+
+Result<void> Manager::setThreadClass(pid_t tid, const std::string& cls) {
+  if (policy_.findClass(cls) == nullptr) return fail(ENOENT, "no class named '" + cls + "'");
+  Thread* t = managedThread(tid);
+  if (t == nullptr) return fail(ESRCH, "thread " + std::to_string(tid) + " is not managed");
+  t->requested_class = cls;
+  dirty_.emplace(tid, t->tgid);
+  reconcile();
+  return {};
+}
+
+Result<void> Manager::resetThreadClass(pid_t tid) {
+  Thread* t = managedThread(tid);
+  if (t == nullptr) return fail(ESRCH, "thread " + std::to_string(tid) + " is not managed");
+  t->requested_class.reset();
+  dirty_.emplace(tid, t->tgid);
+  reconcile();
+  return {};
+}
+
+Result<Manager::Explanation> Manager::explain(pid_t tid) {
+  const Thread* t = managedThread(tid);
+  if (t == nullptr) return fail(ESRCH, "thread " + std::to_string(tid) + " is not managed");
+  const auto p = processes_.find(t->tgid);
+  return Explanation{p == processes_.end() ? "" : p->second.worker, t->decision.class_name, t->decision.reason,
+                     t->applied_group.value_or(""), book_.boosted(tid)};
+}
+
+std::vector<Manager::WorkerInfo> Manager::workers() const {
+  std::map<pid_t, uint64_t> counts;
+  for (const auto& [tid, t] : threads_) ++counts[t.tgid];
+  std::vector<WorkerInfo> out;
+  for (const auto& [pid, p] : processes_) {
+    const auto c = counts.find(pid);
+    out.push_back({p.worker, pid, c == counts.end() ? 0 : c->second, p.child});
+  }
+  return out;
+}
+
 void Manager::countFailure(const Error& e, std::string_view what) {
   ++stats_.failures[errnoName(e.code)];
   if (!what.empty()) log_.warning("{}: {}", what, e.message);

@@ -96,6 +96,26 @@ class Manager {
   Result<void> endWait(pid_t waiter, pid_t holder, Nanos now);
   bool boosted(pid_t tid) const { return book_.boosted(tid); }
 
+  // The control API behind D-Bus. Errors: ESRCH (thread not managed, after an on-demand look at
+  // its process), ENOENT (no such class).
+  Result<void> setThreadClass(pid_t tid, const std::string& cls);
+  Result<void> resetThreadClass(pid_t tid);
+  struct Explanation {
+    std::string worker;
+    std::string cls;
+    std::string reason;
+    std::string group;  // where the thread is now (control hierarchy)
+    bool boosted = false;
+  };
+  Result<Explanation> explain(pid_t tid);
+  struct WorkerInfo {
+    std::string name;
+    pid_t pid = 0;
+    uint64_t threads = 0;
+    bool child = false;
+  };
+  std::vector<WorkerInfo> workers() const;
+
   const Stats& stats() const { return stats_; }
   Stats& mutableStats() { return stats_; }
   const policy::Policy& policy() const { return policy_; }
@@ -126,6 +146,8 @@ class Manager {
 
   std::string baseOf(const std::string& worker) const;
   void considerProcess(pid_t pid);
+  // Finds tid among managed threads, looking at its process first if events have not yet.
+  Thread* managedThread(pid_t tid);
   void addProcess(pid_t pid, uint64_t start_time, std::string worker, bool child, policy::ProcessFacts facts);
   void forgetProcess(pid_t pid);
   void releaseProcess(pid_t pid);  // restore its threads, then forget it

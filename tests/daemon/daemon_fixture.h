@@ -93,10 +93,12 @@ class DaemonTest : public ::testing::Test {
     daemon_ = std::make_unique<ChildProcess>(
         std::vector<std::string>{CPUCLASSD, "--policy", (dir_.path() / "policy.yaml").string(), "--state-dir",
                                  (dir_.path() / "state").string()},
-        std::vector<std::string>{"NOTIFY_SOCKET=" + notify_->path()}, false, logPath());
+        daemonEnv(), false, logPath());
     ASSERT_TRUE(notify_->waitFor("READY=1", 10s)) << daemonLog();
     ready_after_ = std::chrono::steady_clock::now() - started_;
   }
+
+  virtual std::vector<std::string> daemonEnv() const { return {"NOTIFY_SOCKET=" + notify_->path()}; }
 
   void stopDaemon() {
     daemon_->signal(SIGTERM);

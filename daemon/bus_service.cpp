@@ -1,0 +1,321 @@
+#include "daemon/bus_service.h"
+
+#include <sys/types.h>
+#include <time.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <exception>
+#include <vector>
+
+namespace cpuclass::daemon {
+namespace {
+
+constexpr const char* kObject = "/org/cpuclass1";
+constexpr const char* kInterface = "org.cpuclass1.Manager";
+constexpr const char* kName = "org.cpuclass1";
+constexpr const char* kNoSuchThread = "org.cpuclass1.Error.NoSuchThread";
+constexpr const char* kNoSuchClass = "org.cpuclass1.Error.NoSuchClass";
+constexpr const char* kNotAuthorized = "org.cpuclass1.Error.NotAuthorized";
+constexpr const char* kRateLimited = "org.cpuclass1.Error.RateLimited";
+constexpr const char* kInvalidArgument = "org.cpuclass1.Error.InvalidArgument";
+constexpr const char* kNoSuchWait = "org.cpuclass1.Error.NoSuchWait";
+constexpr const char* kFailed = "org.cpuclass1.Error.Failed";
+
+Nanos monotonicNow() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+std::string_view verdictName(BoostVerdict v) {
+  switch (v) {
+    case BoostVerdict::kStarted: return "started";
+    case BoostVerdict::kAlreadyBoosted: return "extended";
+    case BoostVerdict::kCoolingDown: return "cooling_down";
+    case BoostVerdict::kWorkerBudget: return "refused_worker_budget";
+    case BoostVerdict::kTotalBudget: return "refused_total_budget";
+    case BoostVerdict::kRateLimited: return "refused_rate";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+bool RateLimiter::allow(pid_t caller, Nanos now) {
+  if (buckets_.size() > 4096) buckets_.clear();  // callers come and go; a fresh bucket is full
+  auto [it, inserted] = buckets_.try_emplace(caller, Bucket{burst_, now});
+  Bucket& b = it->second;
+  b.tokens = std::min(burst_, b.tokens + rate_ * std::chrono::duration<double>(now - b.at).count());
+  b.at = now;
+  if (b.tokens < 1) return false;
+  b.tokens -= 1;
+  return true;
+}
+
+const sd_bus_vtable* BusService::vtable() {
+  // UNPRIVILEGED methods authorize in the daemon; Reload keeps sd-bus's own check (the caller
+  // needs CAP_SYS_ADMIN on the system bus).
+  static const sd_bus_vtable table[] = {
+      SD_BUS_VTABLE_START(0),
+      SD_BUS_METHOD_WITH_NAMES("GetStatus", "", , "ssuu",
+                               SD_BUS_PARAM(cgroup_mode) SD_BUS_PARAM(status) SD_BUS_PARAM(threads) SD_BUS_PARAM(processes),
+                               &BusService::getStatus, SD_BUS_VTABLE_UNPRIVILEGED),
+      SD_BUS_METHOD_WITH_NAMES("ListWorkers", "", , "a(suub)", SD_BUS_PARAM(workers), &BusService::listWorkers,
+                               SD_BUS_VTABLE_UNPRIVILEGED),
+      SD_BUS_METHOD_WITH_NAMES("Explain", "u", SD_BUS_PARAM(tid), "ssssb",
+                               SD_BUS_PARAM(worker) SD_BUS_PARAM(class) SD_BUS_PARAM(reason) SD_BUS_PARAM(cgroup) SD_BUS_PARAM(boosted),
+                               &BusService::explain, SD_BUS_VTABLE_UNPRIVILEGED),
+      SD_BUS_METHOD_WITH_NAMES("SetThreadClass", "us", SD_BUS_PARAM(tid) SD_BUS_PARAM(class), "", ,
+                               &BusService::setThreadClass, SD_BUS_VTABLE_UNPRIVILEGED),
+      SD_BUS_METHOD_WITH_NAMES("ResetThreadClass", "u", SD_BUS_PARAM(tid), "", , &BusService::resetThreadClass,
+                               SD_BUS_VTABLE_UNPRIVILEGED),
+      SD_BUS_METHOD_WITH_NAMES("ReportWait", "uu", SD_BUS_PARAM(waiter_tid) SD_BUS_PARAM(holder_tid), "s", SD_BUS_PARAM(boost),
+                               &BusService::reportWait, SD_BUS_VTABLE_UNPRIVILEGED),
+      SD_BUS_METHOD_WITH_NAMES("EndWait", "uu", SD_BUS_PARAM(waiter_tid) SD_BUS_PARAM(holder_tid), "", ,
+                               &BusService::endWait, SD_BUS_VTABLE_UNPRIVILEGED),
+      SD_BUS_METHOD_WITH_NAMES("Reload", "", , "b", SD_BUS_PARAM(applied), &BusService::reload, 0),
+      SD_BUS_VTABLE_END};
+  return table;
+}
+
+Result<std::unique_ptr<BusService>> BusService::start(sd_event* event, Manager& manager, const cgroups::ProcFs& proc,
+                                                      std::string cgroup_mode, Reload reload, Logger& log) {
+  std::unique_ptr<BusService> s(new BusService(manager, proc, std::move(cgroup_mode), std::move(reload), log));
+  if (int r = sd_bus_open_system(&s->bus_); r < 0) return fail(-r, std::string("cannot connect to the system bus: ") + std::strerror(-r));
+  if (int r = sd_bus_add_object_vtable(s->bus_, &s->slot_, kObject, kInterface, vtable(), s.get()); r < 0) {
+    return fail(-r, std::string("cannot export ") + kObject + ": " + std::strerror(-r));
+  }
+  if (int r = sd_bus_request_name(s->bus_, kName, 0); r < 0) {
+    return fail(-r, std::string("cannot own ") + kName + " (is the D-Bus policy installed?): " + std::strerror(-r));
+  }
+  if (int r = sd_bus_attach_event(s->bus_, event, SD_EVENT_PRIORITY_NORMAL); r < 0) {
+    return fail(-r, std::string("cannot attach the bus to the event loop: ") + std::strerror(-r));
+  }
+  return s;
+}
+
+BusService::~BusService() {
+  sd_bus_slot_unref(slot_);
+  if (bus_ != nullptr) sd_bus_flush_close_unref(bus_);
+}
+
+int BusService::refuse(sd_bus_error* error, const char* name, const std::string& message) {
+  ++refusals_;
+  log_.debug("D-Bus refusal {}: {}", name, message);
+  return sd_bus_error_set(error, name, message.c_str());
+}
+
+int BusService::fromResult(const Error& e, sd_bus_error* error) {
+  switch (e.code) {
+    case ESRCH: return refuse(error, kNoSuchThread, e.message);
+    case ENOENT: return refuse(error, e.message.starts_with("no class") ? kNoSuchClass : kNoSuchWait, e.message);
+    case EINVAL: return refuse(error, kInvalidArgument, e.message);
+    default: return refuse(error, kFailed, e.message);
+  }
+}
+
+std::optional<BusService::Caller> BusService::admit(sd_bus_message* m, sd_bus_error* error) {
+  sd_bus_creds* creds = nullptr;
+  // PID and EUID come from the bus driver; augmented fields (read later from /proc) are racy
+  // and never used for authorization (LIBRARY_NOTES).
+  if (sd_bus_query_sender_creds(m, SD_BUS_CREDS_PID | SD_BUS_CREDS_EUID, &creds) < 0) {
+    refuse(error, kNotAuthorized, "the caller's credentials are unavailable");
+    return std::nullopt;
+  }
+  Caller c;
+  const uint64_t augmented = sd_bus_creds_get_augmented_mask(creds);
+  const bool ok = sd_bus_creds_get_pid(creds, &c.pid) >= 0 && sd_bus_creds_get_euid(creds, &c.euid) >= 0 &&
+                  (augmented & (SD_BUS_CREDS_PID | SD_BUS_CREDS_EUID)) == 0;
+  sd_bus_creds_unref(creds);
+  if (!ok) {
+    refuse(error, kNotAuthorized, "the caller's PID and EUID are not vouched for by the bus");
+    return std::nullopt;
+  }
+  if (!limiter_.allow(c.pid, monotonicNow())) {
+    refuse(error, kRateLimited, "too many calls from pid " + std::to_string(c.pid) + "; slow down");
+    return std::nullopt;
+  }
+  return c;
+}
+
+bool BusService::mayActOn(const Caller& caller, pid_t tid, sd_bus_error* error) {
+  if (tid <= 0) {
+    refuse(error, kInvalidArgument, "tid must be positive");
+    return false;
+  }
+  if (caller.euid == 0) return true;
+  // Own threads only. The pidfd, opened before the check and tested after it, makes sure the
+  // process checked is still the caller (its PID was not reused in between).
+  auto pidfd = cgroups::ProcFs::openPidfd(caller.pid);
+  const bool own = pidfd && proc_.hasThread(caller.pid, tid) && cgroups::ProcFs::pidfdAlive(*pidfd);
+  if (!own) {
+    refuse(error, kNotAuthorized,
+           "thread " + std::to_string(tid) + " is not a thread of the calling process " + std::to_string(caller.pid));
+  }
+  return own;
+}
+
+template <class F>
+int BusService::guarded(void* userdata, sd_bus_error* error, F&& body) {
+  auto* self = static_cast<BusService*>(userdata);
+  try {
+    return body(*self);
+  } catch (const std::exception& e) {  // never into C
+    self->log_.error("D-Bus handler: {}", e.what());
+    return sd_bus_error_set(error, kFailed, "internal error");
+  }
+}
+
+int BusService::getStatus(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return guarded(userdata, error, [&](BusService& s) {
+    if (!s.admit(m, error)) return -EPERM;
+    return sd_bus_reply_method_return(m, "ssuu", s.cgroup_mode_.c_str(), s.manager_.status().c_str(),
+                                      static_cast<uint32_t>(s.manager_.managedThreads()),
+                                      static_cast<uint32_t>(s.manager_.managedProcesses()));
+  });
+}
+
+int BusService::listWorkers(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return guarded(userdata, error, [&](BusService& s) {
+    if (!s.admit(m, error)) return -EPERM;
+    sd_bus_message* reply = nullptr;
+    int r = sd_bus_message_new_method_return(m, &reply);
+    if (r >= 0) r = sd_bus_message_open_container(reply, 'a', "(suub)");
+    for (const auto& w : s.manager_.workers()) {
+      if (r >= 0) {
+        r = sd_bus_message_append(reply, "(suub)", w.name.c_str(), static_cast<uint32_t>(w.pid),
+                                  static_cast<uint32_t>(w.threads), static_cast<int>(w.child));
+      }
+    }
+    if (r >= 0) r = sd_bus_message_close_container(reply);
+    if (r >= 0) r = sd_bus_send(nullptr, reply, nullptr);
+    sd_bus_message_unref(reply);
+    return r;
+  });
+}
+
+int BusService::explain(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return guarded(userdata, error, [&](BusService& s) {
+    uint32_t tid = 0;
+    if (int r = sd_bus_message_read(m, "u", &tid); r < 0) return r;
+    // Explaining is reading: any caller may ask about any managed thread.
+    if (!s.admit(m, error)) return -EPERM;
+    auto e = s.manager_.explain(static_cast<pid_t>(tid));
+    if (!e) return s.fromResult(e.error(), error);
+    return sd_bus_reply_method_return(m, "ssssb", e->worker.c_str(), e->cls.c_str(), e->reason.c_str(), e->group.c_str(),
+                                      static_cast<int>(e->boosted));
+  });
+}
+
+int BusService::setThreadClass(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return guarded(userdata, error, [&](BusService& s) {
+    uint32_t tid = 0;
+    const char* cls = nullptr;
+    if (int r = sd_bus_message_read(m, "us", &tid, &cls); r < 0) return r;
+    auto caller = s.admit(m, error);
+    if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(tid), error)) return -EPERM;
+    if (auto r = s.manager_.setThreadClass(static_cast<pid_t>(tid), cls); !r) return s.fromResult(r.error(), error);
+    return sd_bus_reply_method_return(m, "");
+  });
+}
+
+int BusService::resetThreadClass(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return guarded(userdata, error, [&](BusService& s) {
+    uint32_t tid = 0;
+    if (int r = sd_bus_message_read(m, "u", &tid); r < 0) return r;
+    auto caller = s.admit(m, error);
+    if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(tid), error)) return -EPERM;
+    if (auto r = s.manager_.resetThreadClass(static_cast<pid_t>(tid)); !r) return s.fromResult(r.error(), error);
+    return sd_bus_reply_method_return(m, "");
+  });
+}
+
+int BusService::reportWait(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return guarded(userdata, error, [&](BusService& s) {
+    uint32_t waiter = 0, holder = 0;
+    if (int r = sd_bus_message_read(m, "uu", &waiter, &holder); r < 0) return r;
+    auto caller = s.admit(m, error);
+    if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(waiter), error) ||
+        !s.mayActOn(*caller, static_cast<pid_t>(holder), error)) {
+      return -EPERM;
+    }
+    auto v = s.manager_.reportWait(static_cast<pid_t>(waiter), static_cast<pid_t>(holder), monotonicNow());
+    if (!v) return s.fromResult(v.error(), error);
+    return sd_bus_reply_method_return(m, "s", std::string(verdictName(*v)).c_str());
+  });
+}
+
+int BusService::endWait(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return guarded(userdata, error, [&](BusService& s) {
+    uint32_t waiter = 0, holder = 0;
+    if (int r = sd_bus_message_read(m, "uu", &waiter, &holder); r < 0) return r;
+    auto caller = s.admit(m, error);
+    if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(waiter), error)) return -EPERM;
+    if (auto r = s.manager_.endWait(static_cast<pid_t>(waiter), static_cast<pid_t>(holder), monotonicNow()); !r) {
+      return s.fromResult(r.error(), error);
+    }
+    return sd_bus_reply_method_return(m, "");
+  });
+}
+
+int BusService::reload(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return guarded(userdata, error, [&](BusService& s) {
+    auto caller = s.admit(m, error);
+    if (!caller) return -EPERM;
+    if (caller->euid != 0) return s.refuse(error, kNotAuthorized, "only root may reload the policy");
+    return sd_bus_reply_method_return(m, "b", static_cast<int>(s.reload_()));
+  });
+}
+
+namespace {
+
+// Splits a D-Bus signature into its complete types: "a(suub)s" -> {"a(suub)", "s"}.
+std::vector<std::string> completeTypes(std::string_view sig) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < sig.size()) {
+    const size_t start = i;
+    while (i < sig.size() && sig[i] == 'a') ++i;  // array prefixes belong to the next type
+    if (i < sig.size() && (sig[i] == '(' || sig[i] == '{')) {
+      int depth = 0;
+      do {
+        if (sig[i] == '(' || sig[i] == '{') ++depth;
+        if (sig[i] == ')' || sig[i] == '}') --depth;
+        ++i;
+      } while (i < sig.size() && depth > 0);
+    } else {
+      ++i;
+    }
+    out.emplace_back(sig.substr(start, i - start));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string BusService::introspection() {
+  // Rendered from the vtable that is served, so the two cannot drift apart.
+  std::string xml =
+      "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n"
+      " \"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n"
+      "<node name=\"" + std::string(kObject) + "\">\n <interface name=\"" + kInterface + "\">\n";
+  for (const sd_bus_vtable* v = vtable(); v->type != _SD_BUS_VTABLE_END; ++v) {
+    if (v->type != _SD_BUS_VTABLE_METHOD) continue;
+    const auto& method = v->x.method;
+    xml += "  <method name=\"" + std::string(method.member) + "\">\n";
+    const char* name = method.names;  // in-names then out-names, each NUL-terminated
+    for (const auto& [sig, direction] : {std::pair{method.signature, "in"}, std::pair{method.result, "out"}}) {
+      for (const auto& type : completeTypes(sig)) {
+        xml += "   <arg type=\"" + type + "\" name=\"" + name + "\" direction=\"" + direction + "\"/>\n";
+        name += std::strlen(name) + 1;
+      }
+    }
+    xml += "  </method>\n";
+  }
+  xml += " </interface>\n</node>\n";
+  return xml;
+}
+
+}  // namespace cpuclass::daemon

@@ -1,0 +1,92 @@
+// The D-Bus API: org.cpuclass1 at /org/cpuclass1, interface org.cpuclass1.Manager, on the system
+// bus (DBUS_SYSTEM_BUS_ADDRESS overrides it, as for every sd-bus program).
+//
+// Every method: read arguments -> validate -> authorize -> one Manager call -> reply. A caller
+// may act on threads of its own process only (its PID and EUID come from the bus driver; the
+// thread's ownership is checked in /proc and re-checked through a pidfd of the caller); EUID 0 may
+// act on any thread. Errors are named org.cpuclass1.Error.*; every refusal is also counted.
+#pragma once
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "base/error.h"
+#include "daemon/log.h"
+#include "daemon/manager.h"
+
+namespace cpuclass::daemon {
+
+// Per caller: a token bucket of `burst` calls refilled at `per_second`.
+class RateLimiter {
+ public:
+  RateLimiter(double per_second, double burst) : rate_(per_second), burst_(burst) {}
+  bool allow(pid_t caller, Nanos now);
+
+ private:
+  struct Bucket {
+    double tokens;
+    Nanos at;
+  };
+  double rate_, burst_;
+  std::map<pid_t, Bucket> buckets_;
+};
+
+class BusService {
+ public:
+  using Reload = std::function<bool()>;  // true when the new policy was applied
+  // Connects to the system bus, exports the object and takes the name.
+  static Result<std::unique_ptr<BusService>> start(sd_event* event, Manager& manager, const cgroups::ProcFs& proc,
+                                                   std::string cgroup_mode, Reload reload, Logger& log);
+  ~BusService();
+  BusService(const BusService&) = delete;
+  BusService& operator=(const BusService&) = delete;
+
+  // The introspection XML of the interface, as `cpuclassd --bus-introspect` prints it.
+  static std::string introspection();
+  uint64_t refusals() const { return refusals_; }
+
+ private:
+  BusService(Manager& manager, const cgroups::ProcFs& proc, std::string cgroup_mode, Reload reload, Logger& log)
+      : manager_(manager), proc_(proc), cgroup_mode_(std::move(cgroup_mode)), reload_(std::move(reload)), log_(log) {}
+  static const sd_bus_vtable* vtable();
+
+  struct Caller {
+    pid_t pid = 0;
+    uid_t euid = 0;
+  };
+  // Who sent m; refuses callers over their rate. Sets `error` and returns nullopt on refusal.
+  std::optional<Caller> admit(sd_bus_message* m, sd_bus_error* error);
+  // Whether caller may act on tid; sets `error` when not.
+  bool mayActOn(const Caller& caller, pid_t tid, sd_bus_error* error);
+  int refuse(sd_bus_error* error, const char* name, const std::string& message);
+  int fromResult(const Error& e, sd_bus_error* error);
+
+  static int getStatus(sd_bus_message* m, void* userdata, sd_bus_error* error);
+  static int listWorkers(sd_bus_message* m, void* userdata, sd_bus_error* error);
+  static int explain(sd_bus_message* m, void* userdata, sd_bus_error* error);
+  static int setThreadClass(sd_bus_message* m, void* userdata, sd_bus_error* error);
+  static int resetThreadClass(sd_bus_message* m, void* userdata, sd_bus_error* error);
+  static int reportWait(sd_bus_message* m, void* userdata, sd_bus_error* error);
+  static int endWait(sd_bus_message* m, void* userdata, sd_bus_error* error);
+  static int reload(sd_bus_message* m, void* userdata, sd_bus_error* error);
+  template <class F>
+  static int guarded(void* userdata, sd_bus_error* error, F&& body);
+
+  Manager& manager_;
+  const cgroups::ProcFs& proc_;
+  std::string cgroup_mode_;
+  Reload reload_;
+  Logger& log_;
+  sd_bus* bus_ = nullptr;
+  sd_bus_slot* slot_ = nullptr;
+  RateLimiter limiter_{200, 400};
+  uint64_t refusals_ = 0;
+};
+
+}  // namespace cpuclass::daemon
