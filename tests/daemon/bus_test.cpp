@@ -172,6 +172,29 @@ TEST_F(BusTest, FloodingPastTheRateLimitIsRefusedAndTheDaemonStaysHealthy) {
   EXPECT_TRUE(waitUntil([&] { return call("GetStatus", "").status == 0; }, 5s));  // another caller, served
 }
 
+// A worker written in C tags its threads and reports a wait through libcpuclass.
+TEST_F(BusTest, CWorkerTagsItsThreadsAndReportsAWait) {
+  startDaemon();
+  ChildProcess c({CPUCLASS_C_WORKER, "--tag=" + prefix_}, {"DBUS_SYSTEM_BUS_ADDRESS=" + address()}, true,
+                 (dir_.path() / "c_worker.log").string());
+  const std::string tids = c.readLine();  // after both threads tagged themselves
+  ASSERT_EQ(tids.rfind("tids ", 0), 0u) << tids << testing::readFile(dir_.path() / "c_worker.log");
+  int merger = 0, helper = 0;
+  ASSERT_EQ(std::sscanf(tids.c_str(), "tids %d %d", &merger, &helper), 2);
+  EXPECT_EQ(c.readLine(), "reported 1");
+  const auto at = [&](int tid) {
+    const auto f = proc_->thread(c.pid(), tid);
+    return f ? std::pair{cgroups::cgroupPathOf(f->cgroups, "cpu").value_or("?"), f->policy} : std::pair{std::string("<gone>"), -1};
+  };
+  // The tag moved the merger out of the worker's default class (foreground) ...
+  EXPECT_EQ(at(merger), (std::pair{group("background"), cgroups::kSchedBatch}));
+  // ... and the reported wait boosted the helper at once: out of its idle group, SCHED_OTHER.
+  EXPECT_EQ(at(helper), (std::pair{"/" + prefix_ + "/tw/_boost", cgroups::kSchedOther}));
+  EXPECT_EQ(c.ask("end"), "ended 0");
+  EXPECT_EQ(at(helper), (std::pair{group("offload"), cgroups::kSchedIdle}));
+  EXPECT_EQ(c.wait(5s), 0);
+}
+
 TEST(BusIntrospection, MatchesTheCheckedInFile) {
   FILE* p = ::popen((std::string(CPUCLASSD) + " --bus-introspect").c_str(), "r");
   std::string xml;

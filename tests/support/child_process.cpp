@@ -60,6 +60,10 @@ ChildProcess::~ChildProcess() {
 std::string ChildProcess::ask(const std::string& line) {
   std::fprintf(in_, "%s\n", line.c_str());
   std::fflush(in_);
+  return readLine();
+}
+
+std::string ChildProcess::readLine() {
   char buf[256];
   if (std::fgets(buf, sizeof buf, out_) == nullptr) return "<eof>";
   std::string reply(buf);

@@ -25,6 +25,8 @@ class ChildProcess {
   pid_t pid() const { return pid_; }
   // Sends a line, returns the reply line (talk mode).
   std::string ask(const std::string& line);
+  // The next line the child prints (talk mode), without its newline; "<eof>" at the end.
+  std::string readLine();
   void signal(int sig) const;
   // Waits for exit up to `timeout`; returns the wait status, or -1 on timeout.
   int wait(std::chrono::milliseconds timeout);
