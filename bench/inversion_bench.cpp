@@ -6,7 +6,9 @@
 //   item latency p50/p99 (submit -> done),
 //   offload's share of the machine while it spins with the hogs saturating (3 s),
 //   the daemon's CPU over the whole configuration.
-// Configurations: none (offload boost: false), detect (the daemon's starvation detection).
+// Configurations: none (offload boost: false), detect (the daemon's starvation detection), and,
+// when DBUS_SYSTEM_BUS_ADDRESS is set (bench/with_private_bus), wait (the waiter reports each wait
+// through libcpuclass; detection stays on).
 // Needs root and a cgroup v1 cpu hierarchy; uses cgroup prefix cpuclass-inv-<pid>.
 #include <fcntl.h>
 #include <signal.h>
@@ -28,6 +30,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "cpuclass.h"
 
 using namespace std::chrono;
 using Clock = steady_clock;
@@ -113,14 +117,25 @@ struct Worker {
     while (offload_tid == 0) std::this_thread::yield();
   }
 
-  double item() {
+  // With a client, the wait is reported before it starts and ended after (the RavenDB pattern).
+  double item(cpuclass_client* client) {
     const auto t0 = Clock::now();
     std::unique_lock lock(mu);
     pending = true;
     done = false;
     cv.notify_all();
+    if (client != nullptr) {
+      lock.unlock();
+      (void)cpuclass_report_wait(client, 0, offload_tid);
+      lock.lock();
+    }
     cv.wait(lock, [&] { return done; });
-    return duration<double, std::milli>(Clock::now() - t0).count();
+    const double ms = duration<double, std::milli>(Clock::now() - t0).count();
+    if (client != nullptr) {
+      lock.unlock();
+      (void)cpuclass_end_wait(client, 0, offload_tid);
+    }
+    return ms;
   }
 
   ~Worker() {
@@ -148,8 +163,8 @@ pid_t startDaemon(const std::string& cpuclassd, const std::string& dir) {
   return pid;
 }
 
-Result runConfig(const std::string& cpuclassd, const std::string& dir, const std::string& tag, bool boost, Worker& w,
-                 int items) {
+Result runConfig(const std::string& cpuclassd, const std::string& dir, const std::string& tag, bool boost, bool report,
+                 Worker& w, int items) {
   std::ofstream(dir + "/policy.yaml") << "daemon: {cgroup_prefix: " << tag << ", metrics_listen: 'off'}\n"
                                       << "classes: {offload: {boost: " << (boost ? "true" : "false") << "}}\n"
                                       << "workers:\n  - name: inv\n    match: {cmdline: '.*--tag=" << tag << "'}\n"
@@ -159,6 +174,13 @@ Result runConfig(const std::string& cpuclassd, const std::string& dir, const std
   // Wait until the offload thread is in its idle group.
   const std::string cg = "/proc/self/task/" + std::to_string(w.offload_tid.load()) + "/cgroup";
   for (int i = 0; i < 500 && slurp(cg).find("/offload") == std::string::npos; ++i) std::this_thread::sleep_for(milliseconds(10));
+  cpuclass_client* client = nullptr;
+  if (report) {  // until the daemon is on the bus
+    for (int i = 0; i < 200; ++i, std::this_thread::sleep_for(milliseconds(25))) {
+      if (client == nullptr && cpuclass_open(&client) < 0) continue;
+      if (cpuclass_set_thread_class(client, 0, "background") == 0) break;
+    }
+  }
   const uint64_t daemon_start = processRuntimeNs(daemon);
   const auto t_start = Clock::now();
 
@@ -167,7 +189,7 @@ Result runConfig(const std::string& cpuclassd, const std::string& dir, const std
   std::uniform_int_distribution<int> gap(5, 25);
   for (int i = 0; i < items; ++i) {
     std::this_thread::sleep_for(milliseconds(gap(rng)));
-    lat.push_back(w.item());
+    lat.push_back(w.item(client));
   }
   // Offload spinning while the hogs saturate both CPUs: how much of the machine does it get?
   const uint64_t before = runtimeNs(::getpid(), w.offload_tid);
@@ -179,6 +201,7 @@ Result runConfig(const std::string& cpuclassd, const std::string& dir, const std
 
   const double wall = duration<double>(Clock::now() - t_start).count();
   const double daemon_cpu = static_cast<double>(processRuntimeNs(daemon) - daemon_start) / 1e9 / wall;
+  cpuclass_close(client);
   ::kill(daemon, SIGTERM);
   ::waitpid(daemon, nullptr, 0);
   return {pct(lat, 0.5), pct(lat, 0.99), share, daemon_cpu};
@@ -214,12 +237,13 @@ int main(int argc, char** argv) {
   w.start();
   std::this_thread::sleep_for(milliseconds(200));
   std::vector<std::string> configs{"none", "detect"};
+  if (std::getenv("DBUS_SYSTEM_BUS_ADDRESS") != nullptr) configs.push_back("wait");
   std::map<std::string, std::vector<Result>> results;
   std::mt19937 rng(static_cast<unsigned>(::getpid()));
   for (int r = 0; r < reps; ++r) {
     std::shuffle(configs.begin(), configs.end(), rng);
     for (const auto& c : configs) {
-      const Result res = runConfig(cpuclassd, dir, tag, c == "detect", w, items);
+      const Result res = runConfig(cpuclassd, dir, tag, c != "none", c == "wait", w, items);
       results[c].push_back(res);
       std::printf("rep %d %-7s item p50 %7.2f ms  p99 %7.2f ms  offload share %5.2f%%  daemon CPU %5.2f%%\n", r + 1,
                   c.c_str(), res.p50, res.p99, 100 * res.offload_share, 100 * res.daemon_cpu);

@@ -85,7 +85,8 @@ class BusService {
   Logger& log_;
   sd_bus* bus_ = nullptr;
   sd_bus_slot* slot_ = nullptr;
-  RateLimiter limiter_{200, 400};
+  // Generous for a worker reporting waits from many threads; a flood still meets it.
+  RateLimiter limiter_{2000, 2000};
   uint64_t refusals_ = 0;
 };
 
