@@ -64,6 +64,10 @@ const sd_bus_vtable* BusService::vtable() {
                                &BusService::getStatus, SD_BUS_VTABLE_UNPRIVILEGED),
       SD_BUS_METHOD_WITH_NAMES("ListWorkers", "", , "a(suub)", SD_BUS_PARAM(workers), &BusService::listWorkers,
                                SD_BUS_VTABLE_UNPRIVILEGED),
+      SD_BUS_METHOD_WITH_NAMES("ListThreads", "s", SD_BUS_PARAM(worker), "a(uussssb)", SD_BUS_PARAM(threads),
+                               &BusService::listThreads, SD_BUS_VTABLE_UNPRIVILEGED),
+      SD_BUS_METHOD_WITH_NAMES("ListClasses", "", , "a(ssutttd)", SD_BUS_PARAM(classes), &BusService::listClasses,
+                               SD_BUS_VTABLE_UNPRIVILEGED),
       SD_BUS_METHOD_WITH_NAMES("Explain", "u", SD_BUS_PARAM(tid), "ssssb",
                                SD_BUS_PARAM(worker) SD_BUS_PARAM(class) SD_BUS_PARAM(reason) SD_BUS_PARAM(cgroup) SD_BUS_PARAM(boosted),
                                &BusService::explain, SD_BUS_VTABLE_UNPRIVILEGED),
@@ -75,6 +79,8 @@ const sd_bus_vtable* BusService::vtable() {
                                &BusService::reportWait, SD_BUS_VTABLE_UNPRIVILEGED),
       SD_BUS_METHOD_WITH_NAMES("EndWait", "uu", SD_BUS_PARAM(waiter_tid) SD_BUS_PARAM(holder_tid), "", ,
                                &BusService::endWait, SD_BUS_VTABLE_UNPRIVILEGED),
+      SD_BUS_METHOD_WITH_NAMES("Boost", "uu", SD_BUS_PARAM(tid) SD_BUS_PARAM(duration_ms), "s", SD_BUS_PARAM(boost),
+                               &BusService::boost, SD_BUS_VTABLE_UNPRIVILEGED),
       SD_BUS_METHOD_WITH_NAMES("Reload", "", , "b", SD_BUS_PARAM(applied), &BusService::reload, 0),
       SD_BUS_VTABLE_END};
   return table;
@@ -294,6 +300,71 @@ std::vector<std::string> completeTypes(std::string_view sig) {
 }
 
 }  // namespace
+
+namespace {
+
+// Replies with an array built by `fill(reply)` inside container `signature`.
+template <class Fill>
+int replyArray(sd_bus_message* m, const char* element, Fill&& fill) {
+  sd_bus_message* reply = nullptr;
+  int r = sd_bus_message_new_method_return(m, &reply);
+  if (r >= 0) r = sd_bus_message_open_container(reply, 'a', element);
+  if (r >= 0) r = fill(reply);
+  if (r >= 0) r = sd_bus_message_close_container(reply);
+  if (r >= 0) r = sd_bus_send(nullptr, reply, nullptr);
+  sd_bus_message_unref(reply);
+  return r;
+}
+
+}  // namespace
+
+int BusService::listThreads(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return guarded(userdata, error, [&](BusService& s) {
+    const char* worker = nullptr;
+    if (int r = sd_bus_message_read(m, "s", &worker); r < 0) return r;
+    if (!s.admit(m, error)) return -EPERM;
+    std::map<pid_t, std::string> names;
+    for (const auto& w : s.manager_.workers()) names[w.pid] = w.name;
+    return replyArray(m, "(uussssb)", [&](sd_bus_message* reply) {
+      int r = 0;
+      for (const auto& t : s.manager_.threadsOf(worker)) {
+        r = sd_bus_message_append(reply, "(uussssb)", static_cast<uint32_t>(t.tid), static_cast<uint32_t>(t.pid), names[t.pid].c_str(),
+                                  t.comm.c_str(), t.cls.c_str(), t.group.c_str(), static_cast<int>(t.boosted));
+        if (r < 0) break;
+      }
+      return r;
+    });
+  });
+}
+
+int BusService::listClasses(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return guarded(userdata, error, [&](BusService& s) {
+    if (!s.admit(m, error)) return -EPERM;
+    return replyArray(m, "(ssutttd)", [&](sd_bus_message* reply) {
+      int r = 0;
+      for (const auto& g : s.manager_.classGroups()) {
+        r = sd_bus_message_append(reply, "(ssutttd)", g.worker.c_str(), g.cls.c_str(), static_cast<uint32_t>(g.threads),
+                                  g.boosts.starvation_events, g.boosts.boosts_started, g.boosts.boosts_refused,
+                                  s.manager_.classCpuSeconds(g.base, g.cls).value_or(-1.0));
+        if (r < 0) break;
+      }
+      return r;
+    });
+  });
+}
+
+int BusService::boost(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return guarded(userdata, error, [&](BusService& s) {
+    uint32_t tid = 0, ms = 0;
+    if (int r = sd_bus_message_read(m, "uu", &tid, &ms); r < 0) return r;
+    auto caller = s.admit(m, error);
+    if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(tid), error)) return -EPERM;
+    if (ms == 0 || ms > 10000) return s.refuse(error, kInvalidArgument, "duration_ms must be in 1..10000");
+    auto v = s.manager_.boost(static_cast<pid_t>(tid), std::chrono::milliseconds(ms), monotonicNow());
+    if (!v) return s.fromResult(v.error(), error);
+    return sd_bus_reply_method_return(m, "s", std::string(verdictName(*v)).c_str());
+  });
+}
 
 std::string BusService::introspection() {
   // Rendered from the vtable that is served, so the two cannot drift apart.

@@ -75,6 +75,9 @@ class BusService {
   static int reportWait(sd_bus_message* m, void* userdata, sd_bus_error* error);
   static int endWait(sd_bus_message* m, void* userdata, sd_bus_error* error);
   static int reload(sd_bus_message* m, void* userdata, sd_bus_error* error);
+  static int listThreads(sd_bus_message* m, void* userdata, sd_bus_error* error);
+  static int listClasses(sd_bus_message* m, void* userdata, sd_bus_error* error);
+  static int boost(sd_bus_message* m, void* userdata, sd_bus_error* error);
   template <class F>
   static int guarded(void* userdata, sd_bus_error* error, F&& body);
 

@@ -43,6 +43,17 @@ const std::vector<cgroups::CgroupEntry>& rootEntries() {
 
 }  // namespace
 
+namespace {
+// Idle threads looked at per poll beyond the runnable ones: bounds the poll's cost for large
+// pools (2,000 threads: a full round every ~31 polls) while small pools are seen every poll.
+constexpr size_t kIdleThreadsPerPoll = 64;
+
+BoostLimits limitsOf(const policy::BoostSpec& b) {
+  return {std::chrono::duration_cast<Nanos>(b.window), std::chrono::duration_cast<Nanos>(b.cooldown),
+          std::chrono::duration_cast<Nanos>(b.max_cooldown), b.max_per_worker, b.max_total, b.max_per_second};
+}
+}  // namespace
+
 Manager::Manager(policy::Policy policy, cgroups::ClassTree tree, cgroups::ProcFs proc, StateFile state, Logger& log)
     : policy_(std::move(policy)), tree_(std::move(tree)), proc_(std::move(proc)), state_(std::move(state)), log_(log) {}
 
@@ -557,12 +568,14 @@ void Manager::forgetBoostState(pid_t tid) {
     }
   }
   probes_.erase(tid);
+  pinned_.erase(tid);
   detector_.forget(tid);
   waiters_.erase(tid);
   for (auto& [holder, ws] : waiters_) ws.erase(tid);
 }
 
 void Manager::finishBoost(const EndedBoost& e) {
+  pinned_.erase(e.tid);
   if (const auto t = threads_.find(e.tid); t != threads_.end()) {
     boost_counters_[classGroupOf(e.tid, t->second)].boosted_seconds += std::chrono::duration<double>(e.duration).count();
     dirty_.emplace(e.tid, t->second.tgid);  // reconcile moves it back to its class
@@ -573,16 +586,6 @@ void Manager::endBoost(pid_t tid, Nanos now) {
   if (auto e = book_.end(tid, now)) finishBoost(*e);
 }
 
-namespace {
-// Idle threads looked at per poll beyond the runnable ones: bounds the poll's cost for large
-// pools (2,000 threads: a full round every ~31 polls) while small pools are seen every poll.
-constexpr size_t kIdleThreadsPerPoll = 64;
-
-BoostLimits limitsOf(const policy::BoostSpec& b) {
-  return {std::chrono::duration_cast<Nanos>(b.window), std::chrono::duration_cast<Nanos>(b.cooldown),
-          std::chrono::duration_cast<Nanos>(b.max_cooldown), b.max_per_worker, b.max_total, b.max_per_second};
-}
-}  // namespace
 
 bool Manager::pollStarvation(Nanos now) {
   bool changed = false;
@@ -641,7 +644,7 @@ bool Manager::pollStarvation(Nanos now) {
       t.was_runnable = sample->state == 'R';
       if (book_.boosted(tid)) {
         // Done with its work: asleep again. A holder someone waits on keeps its boost.
-        if (!t.was_runnable && waiters_[tid].empty()) {
+        if (!t.was_runnable && waiters_[tid].empty() && !pinned_.contains(tid)) {
           endBoost(tid, now);
           changed = true;
         }
@@ -753,6 +756,46 @@ std::vector<Manager::WorkerInfo> Manager::workers() const {
     out.push_back({p.worker, pid, c == counts.end() ? 0 : c->second, p.child});
   }
   return out;
+}
+
+std::vector<Manager::ThreadInfo> Manager::threadsOf(const std::string& worker) const {
+  std::vector<ThreadInfo> out;
+  for (const auto& [tid, t] : threads_) {
+    const auto p = processes_.find(t.tgid);
+    if (p == processes_.end() || (!worker.empty() && p->second.worker != worker)) continue;
+    auto facts = proc_.thread(t.tgid, tid);
+    out.push_back({tid, t.tgid, facts ? facts->comm : "?", t.decision.class_name, t.applied_group.value_or(""),
+                   book_.boosted(tid)});
+  }
+  return out;
+}
+
+Result<BoostVerdict> Manager::boost(pid_t tid, Nanos window, Nanos now) {
+  Thread* t = managedThread(tid);
+  if (t == nullptr) return fail(ESRCH, "thread " + std::to_string(tid) + " is not managed");
+  const auto* spec = classOf(*t);
+  if (spec == nullptr || !spec->boost) {
+    return fail(EINVAL, "thread " + std::to_string(tid) + " is in class " + t->decision.class_name + ", which has no boost");
+  }
+  auto limits = limitsOf(*spec->boost);
+  limits.window = window;
+  const auto verdict = book_.request(tid, processes_[t->tgid].worker, now, limits, true);
+  auto& counters = boost_counters_[classGroupOf(tid, *t)];
+  if (!refused(verdict)) pinned_.insert(tid);
+  if (verdict == BoostVerdict::kStarted) {
+    ++counters.boosts_started;
+    dirty_.emplace(tid, t->tgid);
+    reconcile();
+  } else if (refused(verdict)) {
+    ++counters.boosts_refused;
+  }
+  return verdict;
+}
+
+std::optional<double> Manager::classCpuSeconds(const std::string& base, const std::string& cls) const {
+  auto usage = tree_.usage(base, cls);
+  if (!usage) return std::nullopt;
+  return static_cast<double>(usage->count()) / 1e9;
 }
 
 void Manager::countFailure(const Error& e, std::string_view what) {

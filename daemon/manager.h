@@ -115,6 +115,20 @@ class Manager {
     bool child = false;
   };
   std::vector<WorkerInfo> workers() const;
+  struct ThreadInfo {
+    pid_t tid = 0;
+    pid_t pid = 0;
+    std::string comm;
+    std::string cls;
+    std::string group;
+    bool boosted = false;
+  };
+  // Managed threads of one worker (all workers for ""); comm read now from /proc.
+  std::vector<ThreadInfo> threadsOf(const std::string& worker) const;
+  // An operator's boost of one thread for `window`, within the class's budgets.
+  Result<BoostVerdict> boost(pid_t tid, Nanos window, Nanos now);
+  // Current CPU time of a class group (for status views); nullopt where unreadable.
+  std::optional<double> classCpuSeconds(const std::string& base, const std::string& cls) const;
 
   const Stats& stats() const { return stats_; }
   Stats& mutableStats() { return stats_; }
@@ -189,6 +203,7 @@ class Manager {
   StarvationDetector detector_;
   std::map<pid_t, cgroups::ThreadProbe> probes_;
   std::map<pid_t, std::set<pid_t>> waiters_;  // holder -> threads that reported waiting on it
+  std::set<pid_t> pinned_;                     // operator boosts: they last their whole window
   std::map<std::string, BoostCounters> boost_counters_;  // by class group
   std::map<std::string, uint64_t> pressure_seen_;        // class group -> PSI some total (us)
   pid_t scan_cursor_ = 0;                                // round-robin position among idle threads

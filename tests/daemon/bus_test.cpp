@@ -196,6 +196,47 @@ TEST_F(BusTest, CWorkerTagsItsThreadsAndReportsAWait) {
   EXPECT_EQ(c.wait(5s), 0);
 }
 
+TEST_F(BusTest, CpuclassctlShowsAndSteers) {
+  const pid_t bg = spawn("bg-1"), off = spawn("off-1");
+  const auto ctl = [&](const std::string& args) {
+    return run("DBUS_SYSTEM_BUS_ADDRESS=" + address() + " " + CPUCLASSCTL + " " + args + " 2>&1");
+  };
+  auto r = ctl("status");  // before the daemon runs: systemctl-style failure
+  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.out, "Failed to get status: cpuclassd is not running\n");
+  startDaemon();
+  r = ctl("status");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(r.out.rfind("CGROUP MODE  THREADS  PROCESSES  STATUS\nhybrid       3        1", 0), 0u) << r.out;
+  r = ctl("--json workers");
+  EXPECT_NE(r.out.find("\"worker\": \"tw\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"threads\": 3"), std::string::npos) << r.out;
+  r = ctl("threads tw");
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(std::to_string(off) + " +" + std::to_string(worker_->pid()) +
+                                                  " +tw +off-1 +offload +" + prefix_ + "/tw/offload +false")))
+      << r.out;
+  r = ctl("explain " + std::to_string(bg));
+  EXPECT_NE(r.out.find("is in class background"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("because: thread rule 1 (comm 'bg-.*')"), std::string::npos) << r.out;
+  EXPECT_EQ(ctl("set-class " + std::to_string(bg) + " offload").status, 0);
+  EXPECT_TRUE(placedAs(bg, "offload"));
+  EXPECT_EQ(ctl("reset-class " + std::to_string(bg)).status, 0);
+  EXPECT_TRUE(placedAs(bg, "background"));
+  r = ctl("boost " + std::to_string(off) + " --duration 2000");
+  EXPECT_EQ(r.out, "started\n");
+  EXPECT_EQ(where(off).group, "/" + prefix_ + "/tw/_boost");
+  r = ctl("set-class " + std::to_string(bg) + " turbo");
+  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.out, "Failed to set class of thread " + std::to_string(bg) + ": no class named 'turbo'\n");
+  r = ctl("top --iterations 2 --interval 0.2");
+  EXPECT_NE(r.out.find("WORKER  CLASS       THREADS  CPU"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tw      offload"), std::string::npos) << r.out;
+  EXPECT_EQ(ctl("reload").status, 0);
+  r = ctl(std::string("check-policy ") + CPUCLASS_FIXTURES_DIR + "/policies/invalid/out_of_range.yaml");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("cpu_weight must be an integer in 1..10000, got '20000'"), std::string::npos) << r.out;
+}
+
 TEST(BusIntrospection, MatchesTheCheckedInFile) {
   FILE* p = ::popen((std::string(CPUCLASSD) + " --bus-introspect").c_str(), "r");
   std::string xml;

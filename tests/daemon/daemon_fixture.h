@@ -73,10 +73,11 @@ class DaemonTest : public ::testing::Test {
   }
 
   // Threads named like `bg_pattern` are background; `extra` is appended to the worker entry.
-  void writePolicy(const std::string& bg_pattern, const std::string& extra) {
+  void writePolicy(const std::string& bg_pattern, const std::string& extra,
+                   const std::string& classes = "background: {sched: batch, nice: 5}") {
     std::ofstream(dir_.path() / "policy.yaml")
         << "daemon: {cgroup_prefix: " << prefix_ << ", rescan_interval: 500ms, log_level: info, metrics_listen: '127.0.0.1:0', starvation_poll: 10ms}\n"
-        << "classes: {background: {sched: batch, nice: 5}}\n"
+        << "classes: {" << classes << "}\n"
         << "workers:\n"
         << "  - name: tw\n"
         << "    match: {cmdline: '.*--tag=" << prefix_ << "'}\n"

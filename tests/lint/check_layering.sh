@@ -18,5 +18,6 @@ check base cgroups policy metrics daemon
 check cgroups policy metrics daemon
 check policy cgroups metrics daemon
 check metrics cgroups policy daemon
+check ctl cgroups metrics daemon
 [ $status -eq 0 ] && echo "layering ok: base <- {cgroups, policy, metrics} <- daemon"
 exit $status
