@@ -81,6 +81,9 @@ const sd_bus_vtable* BusService::vtable() {
                                &BusService::endWait, SD_BUS_VTABLE_UNPRIVILEGED),
       SD_BUS_METHOD_WITH_NAMES("Boost", "uu", SD_BUS_PARAM(tid) SD_BUS_PARAM(duration_ms), "s", SD_BUS_PARAM(boost),
                                &BusService::boost, SD_BUS_VTABLE_UNPRIVILEGED),
+      SD_BUS_METHOD_WITH_NAMES("RegisterWorker", "ss", SD_BUS_PARAM(name) SD_BUS_PARAM(default_class), "", ,
+                               &BusService::registerWorker, SD_BUS_VTABLE_UNPRIVILEGED),
+      SD_BUS_METHOD("UnregisterWorker", "", "", &BusService::unregisterWorker, SD_BUS_VTABLE_UNPRIVILEGED),
       SD_BUS_METHOD_WITH_NAMES("Reload", "", , "b", SD_BUS_PARAM(applied), &BusService::reload, 0),
       SD_BUS_VTABLE_END};
   return table;
@@ -146,7 +149,28 @@ std::optional<BusService::Caller> BusService::admit(sd_bus_message* m, sd_bus_er
   return c;
 }
 
-bool BusService::mayActOn(const Caller& caller, pid_t tid, sd_bus_error* error) {
+bool BusService::polkitAllows(sd_bus_message* m) {
+  const char* sender = sd_bus_message_get_sender(m);
+  if (sender == nullptr) return false;
+  sd_bus_message* call = nullptr;
+  sd_bus_message* reply = nullptr;
+  sd_bus_error error = SD_BUS_ERROR_NULL;
+  int allowed = 0;
+  // CheckAuthorization((sa{sv}) subject, s action, a{ss} details, u flags, s cancellation)
+  int r = sd_bus_message_new_method_call(bus_, &call, "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority",
+                                         "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
+  if (r >= 0) r = sd_bus_message_append(call, "(sa{sv})sa{ss}us", "system-bus-name", 1, "name", "s", sender,
+                                        "org.cpuclass1.manage", 0, 0u, "");
+  if (r >= 0) r = sd_bus_call(bus_, call, 2'000'000, &error, &reply);
+  if (r >= 0) r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
+  if (r >= 0) r = sd_bus_message_read(reply, "b", &allowed);
+  sd_bus_error_free(&error);
+  sd_bus_message_unref(call);
+  sd_bus_message_unref(reply);
+  return r >= 0 && allowed != 0;
+}
+
+bool BusService::mayActOn(const Caller& caller, pid_t tid, sd_bus_message* m, sd_bus_error* error) {
   if (tid <= 0) {
     refuse(error, kInvalidArgument, "tid must be positive");
     return false;
@@ -156,6 +180,7 @@ bool BusService::mayActOn(const Caller& caller, pid_t tid, sd_bus_error* error) 
   // process checked is still the caller (its PID was not reused in between).
   auto pidfd = cgroups::ProcFs::openPidfd(caller.pid);
   const bool own = pidfd && proc_.hasThread(caller.pid, tid) && cgroups::ProcFs::pidfdAlive(*pidfd);
+  if (!own && polkitAllows(m)) return true;  // an administrator granted org.cpuclass1.manage
   if (!own) {
     refuse(error, kNotAuthorized,
            "thread " + std::to_string(tid) + " is not a thread of the calling process " + std::to_string(caller.pid));
@@ -221,7 +246,7 @@ int BusService::setThreadClass(sd_bus_message* m, void* userdata, sd_bus_error* 
     const char* cls = nullptr;
     if (int r = sd_bus_message_read(m, "us", &tid, &cls); r < 0) return r;
     auto caller = s.admit(m, error);
-    if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(tid), error)) return -EPERM;
+    if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(tid), m, error)) return -EPERM;
     if (auto r = s.manager_.setThreadClass(static_cast<pid_t>(tid), cls); !r) return s.fromResult(r.error(), error);
     return sd_bus_reply_method_return(m, "");
   });
@@ -232,7 +257,7 @@ int BusService::resetThreadClass(sd_bus_message* m, void* userdata, sd_bus_error
     uint32_t tid = 0;
     if (int r = sd_bus_message_read(m, "u", &tid); r < 0) return r;
     auto caller = s.admit(m, error);
-    if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(tid), error)) return -EPERM;
+    if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(tid), m, error)) return -EPERM;
     if (auto r = s.manager_.resetThreadClass(static_cast<pid_t>(tid)); !r) return s.fromResult(r.error(), error);
     return sd_bus_reply_method_return(m, "");
   });
@@ -243,8 +268,8 @@ int BusService::reportWait(sd_bus_message* m, void* userdata, sd_bus_error* erro
     uint32_t waiter = 0, holder = 0;
     if (int r = sd_bus_message_read(m, "uu", &waiter, &holder); r < 0) return r;
     auto caller = s.admit(m, error);
-    if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(waiter), error) ||
-        !s.mayActOn(*caller, static_cast<pid_t>(holder), error)) {
+    if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(waiter), m, error) ||
+        !s.mayActOn(*caller, static_cast<pid_t>(holder), m, error)) {
       return -EPERM;
     }
     auto v = s.manager_.reportWait(static_cast<pid_t>(waiter), static_cast<pid_t>(holder), monotonicNow());
@@ -258,7 +283,7 @@ int BusService::endWait(sd_bus_message* m, void* userdata, sd_bus_error* error) 
     uint32_t waiter = 0, holder = 0;
     if (int r = sd_bus_message_read(m, "uu", &waiter, &holder); r < 0) return r;
     auto caller = s.admit(m, error);
-    if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(waiter), error)) return -EPERM;
+    if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(waiter), m, error)) return -EPERM;
     if (auto r = s.manager_.endWait(static_cast<pid_t>(waiter), static_cast<pid_t>(holder), monotonicNow()); !r) {
       return s.fromResult(r.error(), error);
     }
@@ -358,11 +383,39 @@ int BusService::boost(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     uint32_t tid = 0, ms = 0;
     if (int r = sd_bus_message_read(m, "uu", &tid, &ms); r < 0) return r;
     auto caller = s.admit(m, error);
-    if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(tid), error)) return -EPERM;
+    if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(tid), m, error)) return -EPERM;
     if (ms == 0 || ms > 10000) return s.refuse(error, kInvalidArgument, "duration_ms must be in 1..10000");
     auto v = s.manager_.boost(static_cast<pid_t>(tid), std::chrono::milliseconds(ms), monotonicNow());
     if (!v) return s.fromResult(v.error(), error);
     return sd_bus_reply_method_return(m, "s", std::string(verdictName(*v)).c_str());
+  });
+}
+
+// The caller registers its own process. Joining a class can raise a process above others
+// (foreground), so it takes root or org.cpuclass1.manage.
+int BusService::registerWorker(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return guarded(userdata, error, [&](BusService& s) {
+    const char *name = nullptr, *cls = nullptr;
+    if (int r = sd_bus_message_read(m, "ss", &name, &cls); r < 0) return r;
+    auto caller = s.admit(m, error);
+    if (!caller) return -EPERM;
+    if (caller->euid != 0 && !s.polkitAllows(m)) {
+      return s.refuse(error, kNotAuthorized, "registering a worker takes root or the polkit action org.cpuclass1.manage");
+    }
+    if (auto r = s.manager_.registerWorker(caller->pid, name, cls); !r) {
+      return r.error().code == EBUSY || r.error().code == EINVAL ? s.refuse(error, kInvalidArgument, r.error().message)
+                                                                 : s.fromResult(r.error(), error);
+    }
+    return sd_bus_reply_method_return(m, "");
+  });
+}
+
+int BusService::unregisterWorker(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return guarded(userdata, error, [&](BusService& s) {
+    auto caller = s.admit(m, error);
+    if (!caller) return -EPERM;
+    if (auto r = s.manager_.unregisterWorker(caller->pid); !r) return s.fromResult(r.error(), error);
+    return sd_bus_reply_method_return(m, "");
   });
 }
 
@@ -376,7 +429,7 @@ std::string BusService::introspection() {
     if (v->type != _SD_BUS_VTABLE_METHOD) continue;
     const auto& method = v->x.method;
     xml += "  <method name=\"" + std::string(method.member) + "\">\n";
-    const char* name = method.names;  // in-names then out-names, each NUL-terminated
+    const char* name = method.names != nullptr ? method.names : "";  // in- then out-names, NUL-separated
     for (const auto& [sig, direction] : {std::pair{method.signature, "in"}, std::pair{method.result, "out"}}) {
       for (const auto& type : completeTypes(sig)) {
         xml += "   <arg type=\"" + type + "\" name=\"" + name + "\" direction=\"" + direction + "\"/>\n";

@@ -63,7 +63,10 @@ class BusService {
   // Who sent m; refuses callers over their rate. Sets `error` and returns nullopt on refusal.
   std::optional<Caller> admit(sd_bus_message* m, sd_bus_error* error);
   // Whether caller may act on tid; sets `error` when not.
-  bool mayActOn(const Caller& caller, pid_t tid, sd_bus_error* error);
+  bool mayActOn(const Caller& caller, pid_t tid, sd_bus_message* m, sd_bus_error* error);
+  // polkit's verdict on org.cpuclass1.manage for the sender of m (no interaction, 2 s at most);
+  // false when polkit is not on the bus.
+  bool polkitAllows(sd_bus_message* m);
   int refuse(sd_bus_error* error, const char* name, const std::string& message);
   int fromResult(const Error& e, sd_bus_error* error);
 
@@ -78,6 +81,8 @@ class BusService {
   static int listThreads(sd_bus_message* m, void* userdata, sd_bus_error* error);
   static int listClasses(sd_bus_message* m, void* userdata, sd_bus_error* error);
   static int boost(sd_bus_message* m, void* userdata, sd_bus_error* error);
+  static int registerWorker(sd_bus_message* m, void* userdata, sd_bus_error* error);
+  static int unregisterWorker(sd_bus_message* m, void* userdata, sd_bus_error* error);
   template <class F>
   static int guarded(void* userdata, sd_bus_error* error, F&& body);
 

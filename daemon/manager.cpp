@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <regex>
 
 #include "cgroups/sched.h"
 
@@ -183,7 +184,7 @@ void Manager::releaseProcess(pid_t pid) {
   for (const auto& [tid, t] : threads_) {
     if (t.tgid == pid) restoreThread(tid);
   }
-  log_.info("released pid {}: no worker matches it any more", pid);
+  log_.info("released pid {}: its threads are back where they were", pid);
   forgetProcess(pid);
 }
 
@@ -191,6 +192,7 @@ void Manager::tryRemoveWorkerGroups(const std::string& worker) {
   for (const auto& [pid, p] : processes_) {
     if (p.worker == worker) return;
   }
+  registered_.erase(worker);  // a registration ends with its last process
   // Exiting threads can hold a group for a moment (EBUSY): retried at the next rescan.
   if (auto r = tree_.removeBase(baseOf(worker)); !r) {
     pending_removal_.insert(worker);
@@ -311,7 +313,7 @@ void Manager::reconcile() {
     if (const auto o = originals_.find(tid); o == originals_.end() || o->second.start_time != facts->start_time) {
       recordOriginal(tid, tgid, *facts);
     }
-    const auto* worker = policy_.findWorker(process->second.worker);
+    const auto* worker = workerSpec(process->second.worker);
     if (worker == nullptr) continue;  // cannot happen: reload re-matches every process first
     t.decision = policy::classifyThread(
         policy_, {.worker = worker,
@@ -507,13 +509,18 @@ void Manager::reload(policy::Policy next) {
   for (const auto& [pid, p] : processes_) pids.push_back(pid);
   for (const pid_t pid : pids) {
     const auto it = processes_.find(pid);
-    if (it == processes_.end() || it->second.child) continue;
+    if (it == processes_.end() || it->second.child || registered_.contains(it->second.worker)) continue;
     const auto* w = policy::matchWorker(policy_, it->second.facts);
     if (w == nullptr || w->name != it->second.worker) releaseProcess(pid);
   }
-  for (const auto& [pid, p] : processes_) {
-    if (policy_.findWorker(p.worker) == nullptr) releaseProcess(pid);  // orphaned children
+  for (auto it = registered_.begin(); it != registered_.end(); ++it) {
+    if (policy_.findClass(it->second.default_class) == nullptr) it->second.default_class = "foreground";
   }
+  std::vector<pid_t> orphans;
+  for (const auto& [pid, p] : processes_) {
+    if (workerSpec(p.worker) == nullptr) orphans.push_back(pid);  // children of released workers
+  }
+  for (const pid_t pid : orphans) releaseProcess(pid);
   // Class settings are rewritten in place on groups that stay.
   for (const auto& group : old_groups) {
     const auto slash = group.rfind('/');
@@ -756,6 +763,42 @@ std::vector<Manager::WorkerInfo> Manager::workers() const {
     out.push_back({p.worker, pid, c == counts.end() ? 0 : c->second, p.child});
   }
   return out;
+}
+
+const policy::WorkerSpec* Manager::workerSpec(const std::string& name) const {
+  if (const auto* w = policy_.findWorker(name)) return w;
+  const auto it = registered_.find(name);
+  return it == registered_.end() ? nullptr : &it->second;
+}
+
+Result<void> Manager::registerWorker(pid_t pid, const std::string& name, const std::string& default_class) {
+  static const std::regex kName("[a-z0-9][a-z0-9_.-]{0,63}");
+  if (!std::regex_match(name, kName)) return fail(EINVAL, "worker name '" + name + "' must match [a-z0-9][a-z0-9_.-]{0,63}");
+  if (policy_.findWorker(name) != nullptr) return fail(EINVAL, "worker name '" + name + "' belongs to the policy");
+  if (policy_.findClass(default_class) == nullptr) return fail(ENOENT, "no class named '" + default_class + "'");
+  if (const auto p = processes_.find(pid); p != processes_.end()) {
+    return fail(EBUSY, "process " + std::to_string(pid) + " is already managed as worker " + p->second.worker);
+  }
+  auto main = proc_.thread(pid, pid);
+  if (!main) return fail(ESRCH, "no process " + std::to_string(pid));
+  auto& spec = registered_[name];
+  spec.name = name;
+  spec.default_class = default_class;
+  spec.default_where = {};
+  policy::ProcessFacts facts;
+  facts.comm = main->comm;
+  addProcess(pid, main->start_time, name, false, std::move(facts));
+  reconcile();
+  return {};
+}
+
+Result<void> Manager::unregisterWorker(pid_t pid) {
+  const auto p = processes_.find(pid);
+  if (p == processes_.end() || !registered_.contains(p->second.worker)) {
+    return fail(ESRCH, "process " + std::to_string(pid) + " did not register as a worker");
+  }
+  releaseProcess(pid);
+  return {};
 }
 
 std::vector<Manager::ThreadInfo> Manager::threadsOf(const std::string& worker) const {

@@ -115,6 +115,11 @@ class Manager {
     bool child = false;
   };
   std::vector<WorkerInfo> workers() const;
+  // A process not matched by the policy makes itself a worker named `name` with a default class.
+  // Errors: EINVAL (bad name, or a policy worker's name), ENOENT (no such class), ESRCH (no such
+  // process), EBUSY (already managed).
+  Result<void> registerWorker(pid_t pid, const std::string& name, const std::string& default_class);
+  Result<void> unregisterWorker(pid_t pid);
   struct ThreadInfo {
     pid_t tid = 0;
     pid_t pid = 0;
@@ -160,6 +165,8 @@ class Manager {
 
   std::string baseOf(const std::string& worker) const;
   void considerProcess(pid_t pid);
+  // The worker's spec: from the policy, or a registration.
+  const policy::WorkerSpec* workerSpec(const std::string& name) const;
   // Finds tid among managed threads, looking at its process first if events have not yet.
   Thread* managedThread(pid_t tid);
   void addProcess(pid_t pid, uint64_t start_time, std::string worker, bool child, policy::ProcessFacts facts);
@@ -204,6 +211,7 @@ class Manager {
   std::map<pid_t, cgroups::ThreadProbe> probes_;
   std::map<pid_t, std::set<pid_t>> waiters_;  // holder -> threads that reported waiting on it
   std::set<pid_t> pinned_;                     // operator boosts: they last their whole window
+  std::map<std::string, policy::WorkerSpec> registered_;  // workers that registered over D-Bus
   std::map<std::string, BoostCounters> boost_counters_;  // by class group
   std::map<std::string, uint64_t> pressure_seen_;        // class group -> PSI some total (us)
   pid_t scan_cursor_ = 0;                                // round-robin position among idle threads

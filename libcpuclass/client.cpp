@@ -96,6 +96,15 @@ CPUCLASS_EXPORT int cpuclass_set_timeout_ms(cpuclass_client* c, unsigned int tim
   return sd_bus_set_method_call_timeout(c->bus, c->timeout_usec);
 }
 
+CPUCLASS_EXPORT int cpuclass_register_worker(cpuclass_client* c, const char* name, const char* default_class) {
+  if (name == nullptr || default_class == nullptr) return -EINVAL;
+  return callMethod(c, "RegisterWorker", nullptr, "ss", name, default_class);
+}
+
+CPUCLASS_EXPORT int cpuclass_unregister_worker(cpuclass_client* c) {
+  return callMethod(c, "UnregisterWorker", nullptr, "");
+}
+
 CPUCLASS_EXPORT int cpuclass_set_thread_class(cpuclass_client* c, pid_t tid, const char* class_name) {
   if (class_name == nullptr) return -EINVAL;
   return callMethod(c, "SetThreadClass", nullptr, "us", static_cast<uint32_t>(selfOr(tid)), class_name);

@@ -70,7 +70,8 @@ Decision classifyThread(const Policy& policy, const ThreadQuery& q) {
                                 w.name + "' at " + r.where.str() + note};
     }
   }
-  return {w.default_class, "default class of worker '" + w.name + "' at " + w.default_where.str() + note};
+  const std::string where = w.default_where.file.empty() ? " (registered by the worker)" : " at " + w.default_where.str();
+  return {w.default_class, "default class of worker '" + w.name + "'" + where + note};
 }
 
 }  // namespace cpuclass::policy

@@ -32,6 +32,12 @@ void cpuclass_close(cpuclass_client* client);
 /* Per-call timeout; 0 restores the default (100 ms). */
 int cpuclass_set_timeout_ms(cpuclass_client* client, unsigned int timeout_ms);
 
+/* The calling process, matched by no policy worker, becomes worker `name` whose threads get
+ * `default_class` unless tagged otherwise. Takes root or the polkit action org.cpuclass1.manage.
+ * The registration ends with the process or with cpuclass_unregister_worker(). */
+int cpuclass_register_worker(cpuclass_client* client, const char* name, const char* default_class);
+int cpuclass_unregister_worker(cpuclass_client* client);
+
 /* tid 0 means the calling thread. */
 int cpuclass_set_thread_class(cpuclass_client* client, pid_t tid, const char* class_name);
 int cpuclass_reset_thread_class(cpuclass_client* client, pid_t tid);

@@ -237,6 +237,37 @@ TEST_F(BusTest, CpuclassctlShowsAndSteers) {
   EXPECT_NE(r.out.find("cpu_weight must be an integer in 1..10000, got '20000'"), std::string::npos) << r.out;
 }
 
+TEST_F(BusTest, AProcessRegistersItselfAsAWorker) {
+  startDaemon();
+  // Matched by no policy worker (no --tag), it registers and then tags and waits as a worker.
+  ChildProcess c({CPUCLASS_C_WORKER, "--register", "selfreg"}, {"DBUS_SYSTEM_BUS_ADDRESS=" + address()}, true,
+                 (dir_.path() / "c_worker.log").string());
+  const std::string tids = c.readLine();
+  ASSERT_EQ(tids.rfind("tids ", 0), 0u) << tids << daemonLog();
+  int merger = 0, helper = 0;
+  ASSERT_EQ(std::sscanf(tids.c_str(), "tids %d %d", &merger, &helper), 2);
+  EXPECT_EQ(c.readLine(), "reported 1");
+  const auto groupOf = [&](int tid) {
+    const auto f = proc_->thread(c.pid(), tid);
+    return f ? cgroups::cgroupPathOf(f->cgroups, "cpu").value_or("?") : "<gone>";
+  };
+  EXPECT_EQ(groupOf(c.pid()), "/" + prefix_ + "/selfreg/background");  // the registered default
+  EXPECT_EQ(groupOf(helper), "/" + prefix_ + "/selfreg/_boost");
+  auto r = call("Explain", "u " + std::to_string(c.pid()));
+  EXPECT_NE(r.out.find("registered by the worker"), std::string::npos) << r.out;
+  EXPECT_EQ(c.ask("end"), "ended 0");
+  EXPECT_EQ(c.wait(5s), 0);
+  // The registration ended with the process: its groups go.
+  EXPECT_TRUE(waitUntil([&] { return !fs::exists(fs::path(layout_.cpu.mount_point) / prefix_ / "selfreg"); }, 5s));
+
+  // Another user may not register (no polkit on this bus to grant org.cpuclass1.manage).
+  ChildProcess n({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", CPUCLASS_C_WORKER, "--register",
+                  "sneaky"},
+                 {"DBUS_SYSTEM_BUS_ADDRESS=" + address()}, true, (dir_.path() / "c_worker2.log").string());
+  const std::string refused = n.readLine();
+  EXPECT_EQ(refused.rfind("error register -1 RegisterWorker: registering a worker takes root", 0), 0u) << refused;
+}
+
 TEST(BusIntrospection, MatchesTheCheckedInFile) {
   FILE* p = ::popen((std::string(CPUCLASSD) + " --bus-introspect").c_str(), "r");
   std::string xml;

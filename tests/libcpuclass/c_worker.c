@@ -1,7 +1,7 @@
 /* A worker written in C against libcpuclass: one thread tags itself background, another
  * offload; then the first reports that it waits on the second. Driven by its test over stdin:
  * prints "tids MERGER HELPER" and "reported N", waits for a line, ends the wait, exits.
- * Arguments are free-form (the test's policy matches --tag=...). */
+ * Arguments: --tag=... (free-form, for the test's policy to match) and --register NAME. */
 #define _GNU_SOURCE
 #include <cpuclass.h>
 #include <pthread.h>
@@ -31,11 +31,21 @@ static void* run(void* arg) {
   return NULL;
 }
 
-int main(void) {
+int main(int argc, char** argv) {
   int r = cpuclass_open(&client);
   if (r < 0) {
     printf("error open %s\n", strerror(-r));
     return 1;
+  }
+  /* --register NAME: not a policy worker; become one, with default class background. */
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (strcmp(argv[i], "--register") != 0) continue;
+    r = cpuclass_register_worker(client, argv[i + 1], "background");
+    if (r < 0) {
+      printf("error register %d %s\n", r, cpuclass_last_error(client));
+      fflush(stdout);
+      return 1;
+    }
   }
   struct tagged merger = {"background", 0, 0}, helper = {"offload", 0, 0};
   pthread_t a, b;
