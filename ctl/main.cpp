@@ -205,8 +205,15 @@ int main(int argc, char** argv) {
     const char *mode = nullptr, *line = nullptr;
     uint32_t nthreads = 0, nprocs = 0;
     sd_bus_message_read(r, "ssuu", &mode, &line, &nthreads, &nprocs);
-    print({"CGROUP MODE", "THREADS", "PROCESSES", "STATUS"},
-          {{mode, std::to_string(nthreads), std::to_string(nprocs), line}}, json, {false, true, true, false});
+    std::string features;
+    if (sd_bus_message_enter_container(r, 'a', "{sb}") > 0) {
+      const char* name = nullptr;
+      int on = 0;
+      while (sd_bus_message_read(r, "{sb}", &name, &on) > 0) features += std::string(features.empty() ? "" : " ") + name + "=" + (on ? "yes" : "no");
+      sd_bus_message_exit_container(r);
+    }
+    print({"CGROUP MODE", "THREADS", "PROCESSES", "STATUS", "FEATURES"},
+          {{mode, std::to_string(nthreads), std::to_string(nprocs), line, features}}, json, {false, true, true, false, false});
     sd_bus_message_unref(r);
   } else if (workers->parsed()) {
     sd_bus_message* r = bus.call("list workers", "ListWorkers", "");

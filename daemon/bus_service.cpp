@@ -59,8 +59,9 @@ const sd_bus_vtable* BusService::vtable() {
   // needs CAP_SYS_ADMIN on the system bus).
   static const sd_bus_vtable table[] = {
       SD_BUS_VTABLE_START(0),
-      SD_BUS_METHOD_WITH_NAMES("GetStatus", "", , "ssuu",
-                               SD_BUS_PARAM(cgroup_mode) SD_BUS_PARAM(status) SD_BUS_PARAM(threads) SD_BUS_PARAM(processes),
+      SD_BUS_METHOD_WITH_NAMES("GetStatus", "", , "ssuua{sb}",
+                               SD_BUS_PARAM(cgroup_mode) SD_BUS_PARAM(status) SD_BUS_PARAM(threads) SD_BUS_PARAM(processes)
+                                   SD_BUS_PARAM(features),
                                &BusService::getStatus, SD_BUS_VTABLE_UNPRIVILEGED),
       SD_BUS_METHOD_WITH_NAMES("ListWorkers", "", , "a(suub)", SD_BUS_PARAM(workers), &BusService::listWorkers,
                                SD_BUS_VTABLE_UNPRIVILEGED),
@@ -85,13 +86,19 @@ const sd_bus_vtable* BusService::vtable() {
                                &BusService::registerWorker, SD_BUS_VTABLE_UNPRIVILEGED),
       SD_BUS_METHOD("UnregisterWorker", "", "", &BusService::unregisterWorker, SD_BUS_VTABLE_UNPRIVILEGED),
       SD_BUS_METHOD_WITH_NAMES("Reload", "", , "b", SD_BUS_PARAM(applied), &BusService::reload, 0),
+      SD_BUS_SIGNAL_WITH_NAMES("ClassChanged", "uss", SD_BUS_PARAM(tid) SD_BUS_PARAM(worker) SD_BUS_PARAM(class), 0),
+      SD_BUS_SIGNAL_WITH_NAMES("BoostStarted", "u", SD_BUS_PARAM(tid), 0),
+      SD_BUS_SIGNAL_WITH_NAMES("BoostEnded", "u", SD_BUS_PARAM(tid), 0),
       SD_BUS_VTABLE_END};
   return table;
 }
 
 Result<std::unique_ptr<BusService>> BusService::start(sd_event* event, Manager& manager, const cgroups::ProcFs& proc,
-                                                      std::string cgroup_mode, Reload reload, Logger& log) {
-  std::unique_ptr<BusService> s(new BusService(manager, proc, std::move(cgroup_mode), std::move(reload), log));
+                                                      std::string cgroup_mode,
+                                                      std::vector<std::pair<std::string, bool>> features, Reload reload,
+                                                      Logger& log) {
+  std::unique_ptr<BusService> s(
+      new BusService(manager, proc, std::move(cgroup_mode), std::move(features), std::move(reload), log));
   if (int r = sd_bus_open_system(&s->bus_); r < 0) return fail(-r, std::string("cannot connect to the system bus: ") + std::strerror(-r));
   if (int r = sd_bus_add_object_vtable(s->bus_, &s->slot_, kObject, kInterface, vtable(), s.get()); r < 0) {
     return fail(-r, std::string("cannot export ") + kObject + ": " + std::strerror(-r));
@@ -102,10 +109,21 @@ Result<std::unique_ptr<BusService>> BusService::start(sd_event* event, Manager& 
   if (int r = sd_bus_attach_event(s->bus_, event, SD_EVENT_PRIORITY_NORMAL); r < 0) {
     return fail(-r, std::string("cannot attach the bus to the event loop: ") + std::strerror(-r));
   }
+  BusService* self = s.get();
+  manager.on_class_changed = [self](const Manager::ClassChange& c) {
+    (void)sd_bus_emit_signal(self->bus_, kObject, kInterface, "ClassChanged", "uss", static_cast<uint32_t>(c.tid),
+                             c.worker.c_str(), c.cls.c_str());
+  };
+  manager.on_boost = [self](pid_t tid, bool started) {
+    (void)sd_bus_emit_signal(self->bus_, kObject, kInterface, started ? "BoostStarted" : "BoostEnded", "u",
+                             static_cast<uint32_t>(tid));
+  };
   return s;
 }
 
 BusService::~BusService() {
+  manager_.on_class_changed = nullptr;
+  manager_.on_boost = nullptr;
   sd_bus_slot_unref(slot_);
   if (bus_ != nullptr) sd_bus_flush_close_unref(bus_);
 }
@@ -202,9 +220,21 @@ int BusService::guarded(void* userdata, sd_bus_error* error, F&& body) {
 int BusService::getStatus(sd_bus_message* m, void* userdata, sd_bus_error* error) {
   return guarded(userdata, error, [&](BusService& s) {
     if (!s.admit(m, error)) return -EPERM;
-    return sd_bus_reply_method_return(m, "ssuu", s.cgroup_mode_.c_str(), s.manager_.status().c_str(),
-                                      static_cast<uint32_t>(s.manager_.managedThreads()),
-                                      static_cast<uint32_t>(s.manager_.managedProcesses()));
+    sd_bus_message* reply = nullptr;
+    int r = sd_bus_message_new_method_return(m, &reply);
+    if (r >= 0) {
+      r = sd_bus_message_append(reply, "ssuu", s.cgroup_mode_.c_str(), s.manager_.status().c_str(),
+                                static_cast<uint32_t>(s.manager_.managedThreads()),
+                                static_cast<uint32_t>(s.manager_.managedProcesses()));
+    }
+    if (r >= 0) r = sd_bus_message_open_container(reply, 'a', "{sb}");
+    for (const auto& [name, on] : s.features_) {
+      if (r >= 0) r = sd_bus_message_append(reply, "{sb}", name.c_str(), static_cast<int>(on));
+    }
+    if (r >= 0) r = sd_bus_message_close_container(reply);
+    if (r >= 0) r = sd_bus_send(nullptr, reply, nullptr);
+    sd_bus_message_unref(reply);
+    return r;
   });
 }
 
@@ -426,6 +456,16 @@ std::string BusService::introspection() {
       " \"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n"
       "<node name=\"" + std::string(kObject) + "\">\n <interface name=\"" + kInterface + "\">\n";
   for (const sd_bus_vtable* v = vtable(); v->type != _SD_BUS_VTABLE_END; ++v) {
+    if (v->type == _SD_BUS_VTABLE_SIGNAL) {
+      xml += "  <signal name=\"" + std::string(v->x.signal.member) + "\">\n";
+      const char* name = v->x.signal.names != nullptr ? v->x.signal.names : "";
+      for (const auto& type : completeTypes(v->x.signal.signature)) {
+        xml += "   <arg type=\"" + type + "\" name=\"" + name + "\"/>\n";
+        name += std::strlen(name) + 1;
+      }
+      xml += "  </signal>\n";
+      continue;
+    }
     if (v->type != _SD_BUS_VTABLE_METHOD) continue;
     const auto& method = v->x.method;
     xml += "  <method name=\"" + std::string(method.member) + "\">\n";

@@ -15,6 +15,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "base/error.h"
 #include "daemon/log.h"
@@ -42,7 +44,9 @@ class BusService {
   using Reload = std::function<bool()>;  // true when the new policy was applied
   // Connects to the system bus, exports the object and takes the name.
   static Result<std::unique_ptr<BusService>> start(sd_event* event, Manager& manager, const cgroups::ProcFs& proc,
-                                                   std::string cgroup_mode, Reload reload, Logger& log);
+                                                   std::string cgroup_mode,
+                                                   std::vector<std::pair<std::string, bool>> features, Reload reload,
+                                                   Logger& log);
   ~BusService();
   BusService(const BusService&) = delete;
   BusService& operator=(const BusService&) = delete;
@@ -52,8 +56,14 @@ class BusService {
   uint64_t refusals() const { return refusals_; }
 
  private:
-  BusService(Manager& manager, const cgroups::ProcFs& proc, std::string cgroup_mode, Reload reload, Logger& log)
-      : manager_(manager), proc_(proc), cgroup_mode_(std::move(cgroup_mode)), reload_(std::move(reload)), log_(log) {}
+  BusService(Manager& manager, const cgroups::ProcFs& proc, std::string cgroup_mode,
+             std::vector<std::pair<std::string, bool>> features, Reload reload, Logger& log)
+      : manager_(manager),
+        proc_(proc),
+        cgroup_mode_(std::move(cgroup_mode)),
+        features_(std::move(features)),
+        reload_(std::move(reload)),
+        log_(log) {}
   static const sd_bus_vtable* vtable();
 
   struct Caller {
@@ -89,6 +99,7 @@ class BusService {
   Manager& manager_;
   const cgroups::ProcFs& proc_;
   std::string cgroup_mode_;
+  std::vector<std::pair<std::string, bool>> features_;
   Reload reload_;
   Logger& log_;
   sd_bus* bus_ = nullptr;

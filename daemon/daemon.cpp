@@ -263,7 +263,8 @@ int runDaemon(const Options& options, Logger& log) {
     }
   }
   std::unique_ptr<BusService> bus;
-  if (auto started = BusService::start(loop.event(), manager, proc_for_bus, fixed_mode, [&loop] { return loop.reload(); }, log)) {
+  if (auto started = BusService::start(loop.event(), manager, proc_for_bus, fixed_mode, cgroups::featureList(features),
+                                       [&loop] { return loop.reload(); }, log)) {
     bus = std::move(*started);
     log.notice("D-Bus API org.cpuclass1 on the system bus");
   } else {

@@ -315,11 +315,15 @@ void Manager::reconcile() {
     }
     const auto* worker = workerSpec(process->second.worker);
     if (worker == nullptr) continue;  // cannot happen: reload re-matches every process first
+    const std::string previous_class = t.decision.class_name;
     t.decision = policy::classifyThread(
         policy_, {.worker = worker,
                   .comm = facts->comm,
                   .child_process = process->second.child ? &process->second.facts : nullptr,
                   .requested_class = t.requested_class ? std::optional<std::string_view>(*t.requested_class) : std::nullopt});
+    if (!previous_class.empty() && previous_class != t.decision.class_name && on_class_changed) {
+      on_class_changed({tid, worker->name, t.decision.class_name});
+    }
     const auto* spec = policy_.findClass(t.decision.class_name);
     if (book_.boosted(tid) && !spec->boost) book_.end(tid, Nanos(monotonicNs()));  // class changed
     const bool boost = book_.boosted(tid);
@@ -583,6 +587,7 @@ void Manager::forgetBoostState(pid_t tid) {
 
 void Manager::finishBoost(const EndedBoost& e) {
   pinned_.erase(e.tid);
+  if (on_boost) on_boost(e.tid, false);
   if (const auto t = threads_.find(e.tid); t != threads_.end()) {
     boost_counters_[classGroupOf(e.tid, t->second)].boosted_seconds += std::chrono::duration<double>(e.duration).count();
     dirty_.emplace(e.tid, t->second.tgid);  // reconcile moves it back to its class
@@ -665,6 +670,7 @@ bool Manager::pollStarvation(Nanos now) {
         ++counters.boosts_started;
         dirty_.emplace(tid, t.tgid);
         changed = true;
+        if (on_boost) on_boost(tid, true);
         log_.debug("tid {} starves in {}; boosted", tid, classGroupOf(tid, t));
       } else if (refused(verdict)) {
         ++counters.boosts_refused;
@@ -690,6 +696,7 @@ Result<BoostVerdict> Manager::reportWait(pid_t waiter, pid_t holder, Nanos now) 
   const auto verdict = book_.request(holder, processes_[h->second.tgid].worker, now, limitsOf(*spec->boost), true);
   if (verdict == BoostVerdict::kStarted) {
     ++counters.boosts_started;
+    if (on_boost) on_boost(holder, true);
     dirty_.emplace(holder, h->second.tgid);
     reconcile();
   } else if (refused(verdict)) {
@@ -827,6 +834,7 @@ Result<BoostVerdict> Manager::boost(pid_t tid, Nanos window, Nanos now) {
   if (!refused(verdict)) pinned_.insert(tid);
   if (verdict == BoostVerdict::kStarted) {
     ++counters.boosts_started;
+    if (on_boost) on_boost(tid, true);
     dirty_.emplace(tid, t->tgid);
     reconcile();
   } else if (refused(verdict)) {

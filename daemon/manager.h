@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -134,6 +135,14 @@ class Manager {
   Result<BoostVerdict> boost(pid_t tid, Nanos window, Nanos now);
   // Current CPU time of a class group (for status views); nullopt where unreadable.
   std::optional<double> classCpuSeconds(const std::string& base, const std::string& cls) const;
+
+  // Observers of changes (the D-Bus service turns them into signals). Called on the loop thread.
+  struct ClassChange {
+    pid_t tid;
+    std::string worker, cls;
+  };
+  std::function<void(const ClassChange&)> on_class_changed;
+  std::function<void(pid_t tid, bool started)> on_boost;
 
   const Stats& stats() const { return stats_; }
   Stats& mutableStats() { return stats_; }

@@ -81,7 +81,8 @@ TEST_F(BusTest, EveryMethodWorksForRoot) {
 
   auto r = call("GetStatus", "");
   EXPECT_EQ(r.status, 0) << r.out;
-  EXPECT_NE(r.out.find("ssuu \"hybrid\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ssuua{sb} \"hybrid\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"proc_connector\" true"), std::string::npos) << r.out;
   r = call("ListWorkers", "");
   EXPECT_NE(r.out.find("\"tw\" " + std::to_string(worker_->pid()) + " 4 false"), std::string::npos) << r.out;
   r = call("Explain", "u " + h);
@@ -207,7 +208,8 @@ TEST_F(BusTest, CpuclassctlShowsAndSteers) {
   startDaemon();
   r = ctl("status");
   EXPECT_EQ(r.status, 0) << r.out;
-  EXPECT_EQ(r.out.rfind("CGROUP MODE  THREADS  PROCESSES  STATUS\nhybrid       3        1", 0), 0u) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("^CGROUP MODE +THREADS +PROCESSES +STATUS +FEATURES\nhybrid +3 +1 +"))) << r.out;
+  EXPECT_NE(r.out.find("cpu_idle=yes"), std::string::npos) << r.out;
   r = ctl("--json workers");
   EXPECT_NE(r.out.find("\"worker\": \"tw\""), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"threads\": 3"), std::string::npos) << r.out;
@@ -266,6 +268,35 @@ TEST_F(BusTest, AProcessRegistersItselfAsAWorker) {
                  {"DBUS_SYSTEM_BUS_ADDRESS=" + address()}, true, (dir_.path() / "c_worker2.log").string());
   const std::string refused = n.readLine();
   EXPECT_EQ(refused.rfind("error register -1 RegisterWorker: registering a worker takes root", 0), 0u) << refused;
+}
+
+TEST_F(BusTest, SignalsTellClassChangesAndBoosts) {
+  const pid_t waiter = spawn("bg-waiter"), holder = spawn("off-holder");
+  startDaemon();
+  sd_bus* bus = nullptr;
+  ASSERT_GE(sd_bus_open_system(&bus), 0);
+  std::vector<std::string> seen;
+  const auto on_signal = [](sd_bus_message* m, void* userdata, sd_bus_error*) {
+    uint32_t tid = 0;
+    sd_bus_message_read(m, "u", &tid);
+    static_cast<std::vector<std::string>*>(userdata)->push_back(std::string(sd_bus_message_get_member(m)) + " " +
+                                                                 std::to_string(tid));
+    return 0;
+  };
+  ASSERT_GE(sd_bus_match_signal(bus, nullptr, "org.cpuclass1", "/org/cpuclass1", "org.cpuclass1.Manager", nullptr,
+                                on_signal, &seen), 0);
+  const std::string w = std::to_string(waiter), h = std::to_string(holder);
+  EXPECT_EQ(call("ReportWait", "uu " + w + " " + h).status, 0);
+  EXPECT_EQ(call("EndWait", "uu " + w + " " + h).status, 0);
+  EXPECT_EQ(call("SetThreadClass", "us " + w + " foreground").status, 0);
+  const std::vector<std::string> want{"BoostStarted " + h, "BoostEnded " + h, "ClassChanged " + w};
+  EXPECT_TRUE(waitUntil([&] {
+    while (sd_bus_process(bus, nullptr) > 0) {
+    }
+    return seen.size() >= want.size();
+  }, 5s));
+  EXPECT_EQ(seen, want);
+  sd_bus_flush_close_unref(bus);
 }
 
 TEST(BusIntrospection, MatchesTheCheckedInFile) {
