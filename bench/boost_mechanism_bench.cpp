@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_support.h"
 #include "cgroups/class_tree.h"
 #include "cgroups/proc_fs.h"
 #include "cgroups/sched.h"
@@ -42,18 +43,8 @@ using Clock = steady_clock;
 namespace {
 
 
-void burnCpu(nanoseconds amount) {
-  timespec a{}, b{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
-  do {
-    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
-  } while ((b.tv_sec - a.tv_sec) * 1'000'000'000L + (b.tv_nsec - a.tv_nsec) < amount.count());
-}
-
-double pct(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[static_cast<size_t>(p * static_cast<double>(v.size() - 1))];
-}
+using bench::burnCpu;
+using bench::percentile;
 
 struct Run {
   double p50_ms, p99_ms, share;
@@ -156,7 +147,7 @@ Run runOnce(const ClassTree& tree, const std::string& base, const std::string& m
   for (auto& h : hogs) h.join();
   offload.join();
   poller.join();
-  return {pct(lat, 0.5), pct(lat, 0.99), static_cast<double>(r1 - r0) / 4e9};
+  return {percentile(lat, 0.5), percentile(lat, 0.99), static_cast<double>(r1 - r0) / 4e9};
 }
 
 }  // namespace
@@ -195,7 +186,7 @@ int main(int argc, char** argv) {
   for (const auto& [m, rs] : runs) {
     std::vector<double> p50, p99, share;
     for (const auto& r : rs) p50.push_back(r.p50_ms), p99.push_back(r.p99_ms), share.push_back(r.share);
-    std::printf("| %s | %.2f ms | %.2f ms | %.2f%% |\n", m.c_str(), pct(p50, 0.5), pct(p99, 0.5), 100 * pct(share, 0.5));
+    std::printf("| %s | %.2f ms | %.2f ms | %.2f%% |\n", m.c_str(), percentile(p50, 0.5), percentile(p99, 0.5), 100 * percentile(share, 0.5));
   }
   (void)tree->control().moveThread("", ::gettid());
   if (tree->accounting()) (void)tree->accounting()->moveThread("", ::gettid());

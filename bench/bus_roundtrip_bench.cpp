@@ -21,17 +21,13 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_support.h"
 #include "cpuclass.h"
 
 using namespace std::chrono;
 using Clock = steady_clock;
 
 namespace {
-
-double pct(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5)];
-}
 
 template <class F>
 std::vector<double> timeCalls(int n, F&& f) {
@@ -51,20 +47,7 @@ int main(int argc, char** argv) {
   if (argc < 2 || std::getenv("DBUS_SYSTEM_BUS_ADDRESS") == nullptr) {
     return std::fprintf(stderr, "usage: bench/with_private_bus cpuclass-bus-roundtrip CPUCLASSD [CALLS]\n"), 2;
   }
-  bool tagged = false;
-  for (int i = 0; i < argc; ++i) tagged |= std::string(argv[i]).rfind("--tag=", 0) == 0;
-  if (!tagged) {  // the daemon matches workers by command line
-    std::vector<char*> args(argv, argv + argc);
-    std::string tag = "--tag=cpuclass-rt-" + std::to_string(::getpid());
-    args.push_back(tag.data());
-    args.push_back(nullptr);
-    ::execv("/proc/self/exe", args.data());
-    return 1;
-  }
-  std::string tag;
-  for (int i = 0; i < argc; ++i) {
-    if (std::string(argv[i]).rfind("--tag=", 0) == 0) tag = std::string(argv[i]).substr(6);
-  }
+  const std::string tag = cpuclass::bench::tagOrReexec(argc, argv, "cpuclass-rt");
   const int calls = argc > 3 && argv[2][0] != '-' ? std::atoi(argv[2]) : 1000;
   char tmpl[] = "/tmp/cpuclass-rt-XXXXXX";
   const std::string dir = ::mkdtemp(tmpl);
@@ -72,15 +55,8 @@ int main(int argc, char** argv) {
                                       << "classes: {offload: {boost: {max_per_second: 100000}}}\n"
                                       << "workers:\n  - name: rt\n    match: {cmdline: '.*--tag=" << tag << "'}\n"
                                       << "    threads: [{comm: 'helper', class: offload}]\n";
-  pid_t daemon = 0;
-  std::vector<std::string> dargs{argv[1], "--policy", dir + "/policy.yaml", "--state-dir", dir + "/state"};
-  std::vector<char*> dv;
-  for (auto& a : dargs) dv.push_back(a.data());
-  dv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 2, (dir + "/daemon.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  if (::posix_spawn(&daemon, dv[0], &fa, nullptr, dv.data(), environ) != 0) return std::perror("spawn"), 1;
+  const pid_t daemon = cpuclass::bench::spawnDaemon(argv[1], dir);
+  if (daemon < 0) return std::perror("spawn"), 1;
 
   std::atomic<pid_t> helper{0};
   std::atomic<bool> stop{false};
@@ -118,7 +94,7 @@ int main(int argc, char** argv) {
                                 {"SetThreadClass, class alternating (+ cgroup move)", moving},
                                 {"ReportWait (starts a boost: + move)", report},
                                 {"EndWait (ends it: + move back)", end}}) {
-    if (!v.empty()) std::printf("| %s | %.0f us | %.0f us |\n", name, pct(v, 0.5), pct(v, 0.99));
+    if (!v.empty()) std::printf("| %s | %.0f us | %.0f us |\n", name, cpuclass::bench::percentile(v, 0.5), cpuclass::bench::percentile(v, 0.99));
   }
   stop = true;
   h.join();

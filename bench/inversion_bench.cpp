@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_support.h"
 #include "cpuclass.h"
 
 using namespace std::chrono;
@@ -38,13 +39,8 @@ using Clock = steady_clock;
 
 namespace {
 
-void burnCpu(nanoseconds amount) {
-  timespec a{}, b{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
-  do {
-    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
-  } while ((b.tv_sec - a.tv_sec) * 1'000'000'000L + (b.tv_nsec - a.tv_nsec) < amount.count());
-}
+using cpuclass::bench::burnCpu;
+using cpuclass::bench::percentile;
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path);
@@ -69,12 +65,6 @@ uint64_t processRuntimeNs(pid_t pid) {
     ::pclose(ls);
   }
   return sum;
-}
-
-double pct(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5)];
 }
 
 struct Worker {
@@ -149,20 +139,6 @@ struct Result {
   double p50, p99, offload_share, daemon_cpu;
 };
 
-pid_t startDaemon(const std::string& cpuclassd, const std::string& dir) {
-  pid_t pid = 0;
-  std::vector<std::string> args{cpuclassd, "--policy", dir + "/policy.yaml", "--state-dir", dir + "/state"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 2, (dir + "/daemon.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  if (::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) pid = -1;
-  posix_spawn_file_actions_destroy(&fa);
-  return pid;
-}
-
 Result runConfig(const std::string& cpuclassd, const std::string& dir, const std::string& tag, bool boost, bool report,
                  Worker& w, int items) {
   std::ofstream(dir + "/policy.yaml") << "daemon: {cgroup_prefix: " << tag << ", metrics_listen: 'off'}\n"
@@ -170,7 +146,7 @@ Result runConfig(const std::string& cpuclassd, const std::string& dir, const std
                                       << "workers:\n  - name: inv\n    match: {cmdline: '.*--tag=" << tag << "'}\n"
                                       << "    default_class: background\n"
                                       << "    threads: [{comm: 'offload-.*', class: offload}]\n";
-  const pid_t daemon = startDaemon(cpuclassd, dir);
+  const pid_t daemon = cpuclass::bench::spawnDaemon(cpuclassd, dir);
   // Wait until the offload thread is in its idle group.
   const std::string cg = "/proc/self/task/" + std::to_string(w.offload_tid.load()) + "/cgroup";
   for (int i = 0; i < 500 && slurp(cg).find("/offload") == std::string::npos; ++i) std::this_thread::sleep_for(milliseconds(10));
@@ -204,29 +180,14 @@ Result runConfig(const std::string& cpuclassd, const std::string& dir, const std
   cpuclass_close(client);
   ::kill(daemon, SIGTERM);
   ::waitpid(daemon, nullptr, 0);
-  return {pct(lat, 0.5), pct(lat, 0.99), share, daemon_cpu};
+  return {percentile(lat, 0.5), percentile(lat, 0.99), share, daemon_cpu};
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) return std::fprintf(stderr, "usage: cpuclass-inversion-bench CPUCLASSD [REPS] [ITEMS]\n"), 2;
-  const std::string self_tag = "cpuclass-inv-" + std::to_string(::getpid());
-  // The daemon matches workers by command line: re-exec with the tag so it can find us.
-  bool tagged = false;
-  for (int i = 0; i < argc; ++i) tagged |= std::string(argv[i]).rfind("--tag=", 0) == 0;
-  if (!tagged) {
-    std::vector<char*> args(argv, argv + argc);
-    std::string tag_arg = "--tag=" + self_tag;
-    args.push_back(tag_arg.data());
-    args.push_back(nullptr);
-    ::execv("/proc/self/exe", args.data());
-    return std::perror("execv"), 1;
-  }
-  std::string tag;
-  for (int i = 0; i < argc; ++i) {
-    if (std::string(argv[i]).rfind("--tag=", 0) == 0) tag = std::string(argv[i]).substr(6);
-  }
+  const std::string tag = cpuclass::bench::tagOrReexec(argc, argv, "cpuclass-inv");
   const std::string cpuclassd = argv[1];
   const int reps = argc > 3 && argv[2][0] != '-' ? std::atoi(argv[2]) : 3;
   const int items = argc > 4 && argv[3][0] != '-' ? std::atoi(argv[3]) : 100;
@@ -255,8 +216,8 @@ int main(int argc, char** argv) {
   for (const auto& [c, rs] : results) {
     std::vector<double> p50, p99, share, cpu;
     for (const auto& x : rs) p50.push_back(x.p50), p99.push_back(x.p99), share.push_back(x.offload_share), cpu.push_back(x.daemon_cpu);
-    std::printf("| %s | %.2f ms | %.2f ms | %.2f%% | %.2f%% |\n", c.c_str(), pct(p50, 0.5), pct(p99, 0.5),
-                100 * pct(share, 0.5), 100 * pct(cpu, 0.5));
+    std::printf("| %s | %.2f ms | %.2f ms | %.2f%% | %.2f%% |\n", c.c_str(), percentile(p50, 0.5), percentile(p99, 0.5),
+                100 * percentile(share, 0.5), 100 * percentile(cpu, 0.5));
   }
   std::system(("rm -rf " + dir).c_str());
   return 0;

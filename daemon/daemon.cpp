@@ -241,7 +241,8 @@ int runDaemon(const Options& options, Logger& log) {
   fixed.version = CPUCLASS_VERSION;
   fixed.cgroup_mode = std::string(cgroups::toString(layout->mode));
   const std::string fixed_mode = fixed.cgroup_mode;
-  auto proc_for_bus = *cgroups::ProcFs::openSystem();  // the bus's own /proc handle
+  auto proc_for_bus = cgroups::ProcFs::openSystem();  // the bus's own /proc handle
+  if (!proc_for_bus) return log.error("{}", proc_for_bus.error().message), 1;
   fixed.features = cgroups::featureList(features);
   MetricsPublisher publisher(std::move(*readers), std::move(fixed));
   const std::string listen = loaded.policy->daemon.metrics_listen;
@@ -263,7 +264,7 @@ int runDaemon(const Options& options, Logger& log) {
     }
   }
   std::unique_ptr<BusService> bus;
-  if (auto started = BusService::start(loop.event(), manager, proc_for_bus, fixed_mode, cgroups::featureList(features),
+  if (auto started = BusService::start(loop.event(), manager, *proc_for_bus, fixed_mode, cgroups::featureList(features),
                                        [&loop] { return loop.reload(); }, log)) {
     bus = std::move(*started);
     log.notice("D-Bus API org.cpuclass1 on the system bus");

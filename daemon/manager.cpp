@@ -71,9 +71,8 @@ std::string Manager::status() const {
                      }());
 }
 
-std::string Manager::classGroupOf(pid_t tid, const Thread& t) const {
+std::string Manager::classGroupOf(const Thread& t) const {
   const auto p = processes_.find(t.tgid);
-  (void)tid;
   return p == processes_.end() ? std::string() : baseOf(p->second.worker) + "/" + t.decision.class_name;
 }
 
@@ -81,7 +80,7 @@ std::vector<ClassGroupCount> Manager::classGroups() const {
   // Boosted threads count in their class: the boost group is a place, not a class.
   std::map<std::string, uint64_t> counts;
   for (const auto& [tid, t] : threads_) {
-    if (t.applied_group) ++counts[classGroupOf(tid, t)];
+    if (t.applied_group) ++counts[classGroupOf(t)];
   }
   std::vector<ClassGroupCount> out;
   const std::string prefix = policy_.daemon.cgroup_prefix + "/";
@@ -575,7 +574,7 @@ void Manager::forgetBoostState(pid_t tid) {
   if (auto e = book_.end(tid, Nanos(monotonicNs()))) {
     const auto t = threads_.find(tid);
     if (t != threads_.end()) {
-      boost_counters_[classGroupOf(tid, t->second)].boosted_seconds += std::chrono::duration<double>(e->duration).count();
+      boost_counters_[classGroupOf(t->second)].boosted_seconds += std::chrono::duration<double>(e->duration).count();
     }
   }
   probes_.erase(tid);
@@ -589,7 +588,7 @@ void Manager::finishBoost(const EndedBoost& e) {
   pinned_.erase(e.tid);
   if (on_boost) on_boost(e.tid, false);
   if (const auto t = threads_.find(e.tid); t != threads_.end()) {
-    boost_counters_[classGroupOf(e.tid, t->second)].boosted_seconds += std::chrono::duration<double>(e.duration).count();
+    boost_counters_[classGroupOf(t->second)].boosted_seconds += std::chrono::duration<double>(e.duration).count();
     dirty_.emplace(e.tid, t->second.tgid);  // reconcile moves it back to its class
   }
 }
@@ -612,7 +611,7 @@ bool Manager::pollStarvation(Nanos now) {
   for (const auto& [tid, t] : threads_) {
     const auto* spec = classOf(t);
     if (spec == nullptr || !spec->boost || !t.applied_group) continue;
-    const std::string group = classGroupOf(tid, t);
+    const std::string group = classGroupOf(t);
     auto w = waited.find(group);
     if (w == waited.end()) {
       const auto slash = group.rfind('/');
@@ -663,15 +662,17 @@ bool Manager::pollStarvation(Nanos now) {
         continue;
       }
       if (!starving) continue;
-      auto& counters = boost_counters_[classGroupOf(tid, t)];
+      auto& counters = boost_counters_[classGroupOf(t)];
       ++counters.starvation_events;
-      const auto verdict = book_.request(tid, processes_[t.tgid].worker, now, limitsOf(*spec->boost));
+      const auto process = processes_.find(t.tgid);
+      if (process == processes_.end()) continue;
+      const auto verdict = book_.request(tid, process->second.worker, now, limitsOf(*spec->boost));
       if (verdict == BoostVerdict::kStarted) {
         ++counters.boosts_started;
         dirty_.emplace(tid, t.tgid);
         changed = true;
         if (on_boost) on_boost(tid, true);
-        log_.debug("tid {} starves in {}; boosted", tid, classGroupOf(tid, t));
+        log_.debug("tid {} starves in {}; boosted", tid, classGroupOf(t));
       } else if (refused(verdict)) {
         ++counters.boosts_refused;
       }
@@ -692,8 +693,10 @@ Result<BoostVerdict> Manager::reportWait(pid_t waiter, pid_t holder, Nanos now) 
                             ", which has no boost");
   }
   waiters_[holder].insert(waiter);
-  auto& counters = boost_counters_[classGroupOf(holder, h->second)];
-  const auto verdict = book_.request(holder, processes_[h->second.tgid].worker, now, limitsOf(*spec->boost), true);
+  auto& counters = boost_counters_[classGroupOf(h->second)];
+  const auto process = processes_.find(h->second.tgid);
+  if (process == processes_.end()) return fail(ESRCH, "thread " + std::to_string(holder) + " is not managed");
+  const auto verdict = book_.request(holder, process->second.worker, now, limitsOf(*spec->boost), true);
   if (verdict == BoostVerdict::kStarted) {
     ++counters.boosts_started;
     if (on_boost) on_boost(holder, true);
@@ -829,8 +832,10 @@ Result<BoostVerdict> Manager::boost(pid_t tid, Nanos window, Nanos now) {
   }
   auto limits = limitsOf(*spec->boost);
   limits.window = window;
-  const auto verdict = book_.request(tid, processes_[t->tgid].worker, now, limits, true);
-  auto& counters = boost_counters_[classGroupOf(tid, *t)];
+  const auto process = processes_.find(t->tgid);
+  if (process == processes_.end()) return fail(ESRCH, "thread " + std::to_string(tid) + " is not managed");
+  const auto verdict = book_.request(tid, process->second.worker, now, limits, true);
+  auto& counters = boost_counters_[classGroupOf(*t)];
   if (!refused(verdict)) pinned_.insert(tid);
   if (verdict == BoostVerdict::kStarted) {
     ++counters.boosts_started;

@@ -187,7 +187,7 @@ class Manager {
   void setScheduling(const Plan& plan);
   void placeBatch(const std::string& group, const std::vector<pid_t>& tids, cgroups::CpuSettings settings);
   const policy::ClassSpec* classOf(const Thread& t) const { return policy_.findClass(t.decision.class_name); }
-  std::string classGroupOf(pid_t tid, const Thread& t) const;
+  std::string classGroupOf(const Thread& t) const;  // "<base>/<class>" of its decision
   void endBoost(pid_t tid, Nanos now);
   void forgetBoostState(pid_t tid);  // the thread exited
   void finishBoost(const EndedBoost& e);
