@@ -8,7 +8,8 @@ CPUCLASS_BUILD_PACKAGES=(
   nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
 )
 # The fuzz tier: clang's libFuzzer and sanitizer runtimes. The metrics tests: a real Prometheus.
-CPUCLASS_TEST_PACKAGES=(clang libclang-rt-14-dev prometheus)
+# The bus tier: a private dbus-daemon, busctl (systemd), setpriv (util-linux).
+CPUCLASS_TEST_PACKAGES=(clang libclang-rt-14-dev prometheus dbus-daemon systemd util-linux)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
