@@ -324,7 +324,7 @@ void Manager::reconcile() {
       on_class_changed({tid, worker->name, t.decision.class_name});
     }
     const auto* spec = policy_.findClass(t.decision.class_name);
-    if (book_.boosted(tid) && !spec->boost) book_.end(tid, Nanos(monotonicNs()));  // class changed
+    if (book_.boosted(tid) && !spec->boost) endBoost(tid, Nanos(monotonicNs()));  // class changed
     const bool boost = book_.boosted(tid);
     ThreadTarget target{baseOf(worker->name) + "/" + (boost ? kBoostGroup : spec->name),
                         kernelPolicy(boost ? spec->boost->sched : spec->sched), boost ? spec->boost->nice : spec->nice};
