@@ -16,20 +16,23 @@ char parseStatState(std::string_view text) {
 }
 
 Result<ThreadProbe> ThreadProbe::open(const ProcFs& proc, pid_t pid, pid_t tid) {
-  const std::string dir = std::to_string(pid) + "/task/" + std::to_string(tid) + "/";
+  std::string dir = std::to_string(pid) + "/task/" + std::to_string(tid) + "/";
   UniqueFd stat(::openat(proc.root().fd(), (dir + "stat").c_str(), O_RDONLY | O_CLOEXEC));
   if (!stat.valid()) return failErrno("open " + proc.root().pathOf(dir + "stat"));
-  UniqueFd schedstat(::openat(proc.root().fd(), (dir + "schedstat").c_str(), O_RDONLY | O_CLOEXEC));
-  if (!schedstat.valid()) return failErrno("open " + proc.root().pathOf(dir + "schedstat"));
-  return ThreadProbe(std::move(stat), std::move(schedstat));
+  return ThreadProbe(std::move(stat), proc.root().fd(), std::move(dir));
 }
 
-Result<LiveSample> ThreadProbe::read() const {
+Result<LiveSample> ThreadProbe::read() {
   char buf[1024];
   ssize_t n = ::pread(stat_.get(), buf, sizeof buf - 1, 0);
   if (n <= 0) return n == 0 ? fail(ESRCH, "thread gone") : failErrno("pread stat");
   LiveSample s;
   s.state = parseStatState(std::string_view(buf, static_cast<size_t>(n)));
+  if (s.state != 'R') return s;
+  if (!schedstat_.valid()) {
+    schedstat_.reset(::openat(proc_fd_, (dir_ + "schedstat").c_str(), O_RDONLY | O_CLOEXEC));
+    if (!schedstat_.valid()) return failErrno("open schedstat of " + dir_);
+  }
   n = ::pread(schedstat_.get(), buf, sizeof buf - 1, 0);
   if (n <= 0) return n == 0 ? fail(ESRCH, "thread gone") : failErrno("pread schedstat");
   const auto fields = splitFields(std::string_view(buf, static_cast<size_t>(n)));

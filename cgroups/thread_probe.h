@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "base/error.h"
@@ -21,16 +22,21 @@ struct LiveSample {
 // Pure: the state letter from stat text (after the last ')').
 char parseStatState(std::string_view stat_text);
 
+// Keeps stat open; schedstat is opened on the first look at a runnable thread, so an idle pool
+// costs one fd and one pread per thread and look.
 class ThreadProbe {
  public:
   static Result<ThreadProbe> open(const ProcFs& proc, pid_t pid, pid_t tid);
+  // State only; runtime_ns is read (and schedstat opened) only when the thread is runnable.
   // isGone() errors once the thread has exited.
-  Result<LiveSample> read() const;
+  Result<LiveSample> read();
 
  private:
-  ThreadProbe(UniqueFd stat, UniqueFd schedstat) : stat_(std::move(stat)), schedstat_(std::move(schedstat)) {}
+  ThreadProbe(UniqueFd stat, int proc_fd, std::string dir) : stat_(std::move(stat)), proc_fd_(proc_fd), dir_(std::move(dir)) {}
   UniqueFd stat_;
   UniqueFd schedstat_;
+  int proc_fd_;      // the /proc directory the probe was opened under (owned by its ProcFs)
+  std::string dir_;  // "<pid>/task/<tid>/"
 };
 
 }  // namespace cpuclass::cgroups

@@ -1,6 +1,7 @@
 #include "daemon/daemon.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -203,6 +204,12 @@ uint32_t quantile(std::vector<uint32_t> sample, double p) {
 }
 
 int runDaemon(const Options& options, Logger& log) {
+  // Probes keep a /proc fd per watched thread; a pool of thousands outgrows the usual soft limit
+  // of 1,024. The hard limit is ours to take.
+  if (rlimit nofile{}; ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   auto loaded = policy::loadPolicy(options.policy_file, policy::dropinDirFor(options.policy_file));
   if (!loaded.policy) {
     for (const auto& d : loaded.diagnostics) log.error("{}", d.str());

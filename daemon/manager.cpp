@@ -71,10 +71,7 @@ std::string Manager::status() const {
                      }());
 }
 
-std::string Manager::classGroupOf(const Thread& t) const {
-  const auto p = processes_.find(t.tgid);
-  return p == processes_.end() ? std::string() : baseOf(p->second.worker) + "/" + t.decision.class_name;
-}
+std::string Manager::classGroupOf(const Thread& t) const { return t.class_group; }
 
 std::vector<ClassGroupCount> Manager::classGroups() const {
   // Boosted threads count in their class: the boost group is a place, not a class.
@@ -324,6 +321,8 @@ void Manager::reconcile() {
       on_class_changed({tid, worker->name, t.decision.class_name});
     }
     const auto* spec = policy_.findClass(t.decision.class_name);
+    t.spec = spec;
+    t.class_group = baseOf(worker->name) + "/" + spec->name;
     if (book_.boosted(tid) && !spec->boost) endBoost(tid, Nanos(monotonicNs()));  // class changed
     const bool boost = book_.boosted(tid);
     ThreadTarget target{baseOf(worker->name) + "/" + (boost ? kBoostGroup : spec->name),
@@ -502,6 +501,8 @@ void Manager::restoreLeftovers() {
 void Manager::reload(policy::Policy next) {
   const std::set<std::string> old_groups = ensured_;
   policy_ = std::move(next);
+  // Cached class pointers point into the old policy: dropped now, set again by the rescan below.
+  for (auto& [tid, t] : threads_) t.spec = nullptr;
   stats_.last_reload_success_seconds = static_cast<double>(::time(nullptr));
   ensured_.clear();
   unmatched_.clear();
@@ -651,8 +652,10 @@ bool Manager::pollStarvation(Nanos now) {
         continue;
       }
       const auto* spec = classOf(t);
-      const bool starving = detector_.observe(tid, now, *sample, spec->boost->starved_below);
       t.was_runnable = sample->state == 'R';
+      // Asleep: not starving, and its next runnable look starts a fresh baseline.
+      if (!t.was_runnable) detector_.forget(tid);
+      const bool starving = t.was_runnable && detector_.observe(tid, now, *sample, spec->boost->starved_below);
       if (book_.boosted(tid)) {
         // Done with its work: asleep again. A holder someone waits on keeps its boost.
         if (!t.was_runnable && waiters_[tid].empty() && !pinned_.contains(tid)) {

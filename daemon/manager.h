@@ -166,6 +166,8 @@ class Manager {
     uint64_t start_time = 0;
     std::optional<std::string> requested_class;
     policy::Decision decision;
+    std::string class_group;  // "<base>/<class>" of the decision, kept with it (hot in the poll)
+    const policy::ClassSpec* spec = nullptr;  // the decision's class under the current policy
     std::optional<std::string> applied_group;
     uint64_t created_ns = 0;  // fork event time, until placed
     bool realtime_reported = false;
@@ -186,7 +188,7 @@ class Manager {
   void recordOriginal(pid_t tid, pid_t tgid, const cgroups::ThreadFacts& facts);
   void setScheduling(const Plan& plan);
   void placeBatch(const std::string& group, const std::vector<pid_t>& tids, cgroups::CpuSettings settings);
-  const policy::ClassSpec* classOf(const Thread& t) const { return policy_.findClass(t.decision.class_name); }
+  const policy::ClassSpec* classOf(const Thread& t) const { return t.spec; }
   std::string classGroupOf(const Thread& t) const;  // "<base>/<class>" of its decision
   void endBoost(pid_t tid, Nanos now);
   void forgetBoostState(pid_t tid);  // the thread exited
