@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <charconv>
@@ -228,6 +229,29 @@ class Builder {
       error(at(v), key + ": invalid regular expression '" + *text + "': nothing to repeat before '" + text->front() +
                        "' (regular expressions, not globs: use '.*')");
       return std::nullopt;
+    }
+    // libstdc++'s regex compiler overflows (undefined behaviour) on huge {n} counts and grows
+    // without bound on long patterns: refuse both before compiling (found by the fuzzer).
+    if (text->size() > 1024) {
+      error(at(v), key + ": regular expression longer than 1024 characters");
+      return std::nullopt;
+    }
+    for (size_t i = 0; i < text->size(); ++i) {
+      if ((*text)[i] != '{' || (i > 0 && (*text)[i - 1] == '\\')) continue;
+      size_t j = i + 1;
+      for (int part = 0; part < 2 && j < text->size(); ++part) {
+        size_t digits = 0;
+        unsigned long value = 0;
+        while (j < text->size() && std::isdigit(static_cast<unsigned char>((*text)[j])) != 0) {
+          if (++digits <= 5) value = value * 10 + static_cast<unsigned long>((*text)[j] - '0');
+          ++j;
+        }
+        if (digits > 4 || value > 1000) {
+          error(at(v), key + ": invalid regular expression '" + *text + "': repetition count above 1000");
+          return std::nullopt;
+        }
+        if (j < text->size() && (*text)[j] == ',') ++j;
+      }
     }
     try {
       return Pattern(*text, std::regex(*text, std::regex::ECMAScript));
