@@ -129,7 +129,8 @@ BusService::~BusService() {
 }
 
 int BusService::refuse(sd_bus_error* error, const char* name, const std::string& message) {
-  ++refusals_;
+  std::string_view reason(name);
+  ++manager_.mutableStats().bus_refusals[std::string(reason.substr(reason.rfind('.') + 1))];
   log_.debug("D-Bus refusal {}: {}", name, message);
   return sd_bus_error_set(error, name, message.c_str());
 }

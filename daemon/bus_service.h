@@ -53,7 +53,6 @@ class BusService {
 
   // The introspection XML of the interface, as `cpuclassd --bus-introspect` prints it.
   static std::string introspection();
-  uint64_t refusals() const { return refusals_; }
 
  private:
   BusService(Manager& manager, const cgroups::ProcFs& proc, std::string cgroup_mode,
@@ -106,7 +105,6 @@ class BusService {
   sd_bus_slot* slot_ = nullptr;
   // Generous for a worker reporting waits from many threads; a flood still meets it.
   RateLimiter limiter_{2000, 2000};
-  uint64_t refusals_ = 0;
 };
 
 }  // namespace cpuclass::daemon

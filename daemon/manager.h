@@ -43,6 +43,7 @@ struct Stats {
   uint64_t reloads = 0;
   uint64_t reload_failures = 0;
   std::map<std::string, uint64_t> failures;  // by errno name, e.g. "EACCES"
+  std::map<std::string, uint64_t> bus_refusals;  // D-Bus calls refused, by error name (NotAuthorized, ...)
   double last_reload_success_seconds = 0;  // Unix time of the last good policy load
   // New threads: kernel fork timestamp to the end of their move, in microseconds; the sample
   // SIGUSR1 reports and restarts. The histograms are what /metrics shows.
@@ -95,7 +96,6 @@ class Manager {
   Result<BoostVerdict> reportWait(pid_t waiter, pid_t holder, Nanos now);
   // The wait ended: the holder's boost ends once nobody waits on it any more.
   Result<void> endWait(pid_t waiter, pid_t holder, Nanos now);
-  bool boosted(pid_t tid) const { return book_.boosted(tid); }
 
   // The control API behind D-Bus. Errors: ESRCH (thread not managed, after an on-demand look at
   // its process), ENOENT (no such class).

@@ -23,6 +23,7 @@ void MetricsPublisher::publish(const Stats& st, std::vector<ClassGroupCount> gro
   s.drift_corrections = st.drift_corrections;
   s.accounting_failures = st.accounting_failures;
   s.failures = st.failures;
+  s.bus_refusals = st.bus_refusals;
   s.proc_events = st.events;
   s.proc_events_lost = st.events_lost;
   s.rescans = st.rescans;

@@ -96,6 +96,9 @@ std::vector<MetricFamily> toFamilies(const Sample& s) {
                          "Failed kernel operations on threads and groups, by errno name", MT::Counter);
   for (const auto& [reason, n] : s.failures) failures.metric.push_back(value(MT::Counter, static_cast<double>(n), {{"reason", reason}}));
   out.push_back(std::move(failures));
+  auto refusals = family("cpuclass_bus_refusals_total", "D-Bus calls refused, by error name", MT::Counter);
+  for (const auto& [reason, n] : s.bus_refusals) refusals.metric.push_back(value(MT::Counter, static_cast<double>(n), {{"reason", reason}}));
+  out.push_back(std::move(refusals));
   add(out, "cpuclass_sched_changes_total", "Scheduling policy or nice changes applied to threads", MT::Counter,
       static_cast<double>(s.sched_changes));
   add(out, "cpuclass_threads_gone_total", "Threads that exited before the daemon could act on them", MT::Counter,

@@ -53,7 +53,8 @@ struct Sample {
   uint64_t realtime_skipped = 0;
   uint64_t drift_corrections = 0;
   uint64_t accounting_failures = 0;
-  std::map<std::string, uint64_t> failures;  // errno name -> count
+  std::map<std::string, uint64_t> failures;      // errno name -> count
+  std::map<std::string, uint64_t> bus_refusals;  // D-Bus error name (NotAuthorized, ...) -> count
   uint64_t proc_events = 0;
   uint64_t proc_events_lost = 0;
   uint64_t rescans = 0;

@@ -191,6 +191,11 @@ TEST_F(BusTest, FloodingPastTheRateLimitIsRefusedAndTheDaemonStaysHealthy) {
   EXPECT_EQ(n.other, 0);
   EXPECT_TRUE(daemon_->running());
   EXPECT_TRUE(waitUntil([&] { return call("GetStatus", "").status == 0; }, 5s));  // another caller, served
+  // Every refusal is counted where operators look.
+  const std::string metrics = testing::httpGet(metricsPort(), "/metrics");
+  EXPECT_NE(metrics.find("cpuclass_bus_refusals_total{reason=\"RateLimited\"} " + std::to_string(n.limited)),
+            std::string::npos)
+      << metrics;
 }
 
 // A worker written in C tags its threads and reports a wait through libcpuclass.
@@ -213,6 +218,7 @@ TEST_F(BusTest, CWorkerTagsItsThreadsAndReportsAWait) {
   EXPECT_EQ(at(helper), (std::pair{"/" + prefix_ + "/tw/_boost", cgroups::kSchedOther}));
   EXPECT_EQ(c.ask("end"), "ended 0");
   EXPECT_EQ(at(helper), (std::pair{group("offload"), cgroups::kSchedIdle}));
+  EXPECT_EQ(c.ask("quit"), "bye");
   EXPECT_EQ(c.wait(5s), 0);
 }
 
@@ -277,6 +283,7 @@ TEST_F(BusTest, AProcessRegistersItselfAsAWorker) {
   auto r = call("Explain", "u " + std::to_string(c.pid()));
   EXPECT_NE(r.out.find("registered by the worker"), std::string::npos) << r.out;
   EXPECT_EQ(c.ask("end"), "ended 0");
+  EXPECT_EQ(c.ask("quit"), "bye");
   EXPECT_EQ(c.wait(5s), 0);
   // The registration ended with the process: its groups go.
   EXPECT_TRUE(waitUntil([&] { return !fs::exists(fs::path(layout_.cpu.mount_point) / prefix_ / "selfreg"); }, 5s));

@@ -1,6 +1,7 @@
 /* A worker written in C against libcpuclass: one thread tags itself background, another
  * offload; then the first reports that it waits on the second. Driven by its test over stdin:
- * prints "tids MERGER HELPER" and "reported N", waits for a line, ends the wait, exits.
+ * prints "tids MERGER HELPER" and "reported N", waits for a line, ends the wait ("ended N"),
+ * waits for another line, prints "bye" and exits.
  * Arguments: --tag=... (free-form, for the test's policy to match) and --register NAME. */
 #define _GNU_SOURCE
 #include <cpuclass.h>
@@ -64,6 +65,10 @@ int main(int argc, char** argv) {
   if (fgets(line, sizeof line, stdin) == NULL) return 1;
   r = cpuclass_end_wait(client, merger.tid, helper.tid);
   printf("ended %d\n", r);
+  fflush(stdout);
+  /* Threads stay until one more line: an exiting thread shows the root cgroup in /proc. */
+  if (fgets(line, sizeof line, stdin) == NULL) return 1;
+  printf("bye\n");
   fflush(stdout);
   pthread_mutex_lock(&mu);
   done = 1;

@@ -30,6 +30,7 @@ Sample fixedSample() {
   s.realtime_skipped = 1;
   s.drift_corrections = 2;
   s.failures = {{"EACCES", 4}, {"EINVAL", 1}};
+  s.bus_refusals = {{"NotAuthorized", 2}, {"RateLimited", 7}};
   s.proc_events = 1000;
   s.proc_events_lost = 1;
   s.rescans = 9;
