@@ -54,6 +54,33 @@ std::string ClassTree::v1Base(std::string_view prefix, std::string_view worker) 
   return join(prefix, worker);
 }
 
+std::string ClassTree::delegationPointOf(std::string_view process_cgroup) {
+  std::string path(process_cgroup);
+  if (!path.empty() && path.front() == '/') path.erase(0, 1);
+  // "<C>/cpuclass" or "<C>/cpuclass/<class>": the part above our domain.
+  const std::string marker = "/" + std::string(kV2Domain);
+  for (auto pos = path.find(marker); pos != std::string::npos; pos = path.find(marker, pos + 1)) {
+    const auto end = pos + marker.size();
+    if (end == path.size() || path[end] == '/') return path.substr(0, pos);
+  }
+  return path;
+}
+
+std::string ClassTree::v2Base(std::string_view delegation_point) { return join(delegation_point, kV2Domain); }
+
+Result<void> ClassTree::enterBase(std::string_view base) const {
+  if (control_.version() != CgroupVersion::kV2) return {};
+  const std::string_view point = parentOf(base);
+  if (auto r = control_.makeGroup(base); !r) return tl::unexpected(r.error());
+  auto pids = control_.processes(point);
+  if (!pids) return tl::unexpected(pids.error());
+  for (const pid_t pid : *pids) {
+    // ESRCH: it exited meanwhile; nothing to move.
+    if (auto r = control_.moveProcess(base, pid); !r && r.error().code != ESRCH) return r;
+  }
+  return control_.enableController(point, "cpu");
+}
+
 Result<void> ClassTree::makeThreadedPath(const Hierarchy& h, std::string_view group) const {
   // Every level of a mirror is threaded, so the threads of a process in the root's threaded
   // domain can enter any of them.
@@ -123,7 +150,8 @@ std::optional<std::string> ClassTree::controlGroupOf(const std::vector<CgroupEnt
   return pathIn(control_, entries);
 }
 
-Result<Outcome> ClassTree::restore(pid_t tid, const std::vector<CgroupEntry>& original) const {
+Result<Outcome> ClassTree::restore(pid_t tid, const std::vector<CgroupEntry>& original, std::string_view home) const {
+  if (control_.version() == CgroupVersion::kV2) return control_.moveThread(home, tid);
   const auto control_path = pathIn(control_, original);
   if (!control_path) return fail(ENOENT, "no original cpu cgroup recorded for tid " + std::to_string(tid));
   auto outcome = control_.moveThread(*control_path, tid);
@@ -143,7 +171,26 @@ Result<void> ClassTree::removeBase(std::string_view base) const {
     for (const auto& cls : *classes) {
       if (auto r = h->removeGroup(join(base, cls)); !r) return r;
     }
+    if (h->version() == CgroupVersion::kV2 && h == &control_) {
+      if (auto r = leaveBase(base); !r) return r;
+    }
     if (auto r = h->removeGroup(base); !r) return r;
+  }
+  return {};
+}
+
+Result<void> ClassTree::leaveBase(std::string_view base) const {
+  const std::string_view point = parentOf(base);
+  if (auto r = control_.disableController(base, "cpu"); !r) return r;
+  // The delegation point keeps +cpu if the worker made groups of its own beside ours.
+  auto siblings = control_.children(point);
+  if (!siblings) return tl::unexpected(siblings.error());
+  if (siblings->size() != 1) return {};
+  if (auto r = control_.disableController(point, "cpu"); !r) return r;
+  auto pids = control_.processes(base);
+  if (!pids) return tl::unexpected(pids.error());
+  for (const pid_t pid : *pids) {
+    if (auto r = control_.moveProcess(point, pid); !r && r.error().code != ESRCH) return r;
   }
   return {};
 }

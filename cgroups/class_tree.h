@@ -33,6 +33,17 @@ class ClassTree {
   static Result<ClassTree> openSystem(const CgroupLayout& layout);
 
   static std::string v1Base(std::string_view prefix, std::string_view worker);
+  // The name of the domain our class groups hang from inside a delegated worker cgroup.
+  static constexpr std::string_view kV2Domain = "cpuclass";
+  // v2: the worker's own cgroup (the delegation point) for a process's cgroup path as in
+  // /proc/<pid>/cgroup: the path itself, or what is above our domain once we placed it.
+  static std::string delegationPointOf(std::string_view process_cgroup);
+  static std::string v2Base(std::string_view delegation_point);
+
+  // v2: makes base (a domain below the delegation point) the home of every process of the
+  // delegation point and enables +cpu there. A no-op on v1. The kernel's no-internal-process
+  // rule is why all of them move: the delegation point cannot hold processes and pass cpu down.
+  Result<void> enterBase(std::string_view base) const;
 
   // Creates or adopts base/cls with its settings (and, on v2, the threaded type and +cpu above).
   Result<void> ensureClass(std::string_view base, std::string_view cls, CpuSettings settings) const;
@@ -43,13 +54,15 @@ class ClassTree {
     size_t accounting_failures = 0;
   };
   Result<Placement> place(std::string_view base, std::string_view cls, std::span<const pid_t> tids) const;
-  // Moves a thread back to the groups listed in its original /proc/<tid>/cgroup.
-  Result<Outcome> restore(pid_t tid, const std::vector<CgroupEntry>& original) const;
+  // Moves a thread back to the groups listed in its original /proc/<tid>/cgroup. On v2 a thread
+  // cannot leave its process's threaded domain: it goes to `home`, the base, instead.
+  Result<Outcome> restore(pid_t tid, const std::vector<CgroupEntry>& original, std::string_view home = {}) const;
   // The group a thread is in, in the control hierarchy, from its /proc/<tid>/cgroup entries.
   std::optional<std::string> controlGroupOf(const std::vector<CgroupEntry>& entries) const;
 
   Result<std::vector<std::string>> children(std::string_view group) const { return control_.children(group); }
-  // Removes base/<each class> and base in every hierarchy. EBUSY while threads remain.
+  // Removes base/<each class> and base in every hierarchy. EBUSY while threads remain. On v2
+  // the processes in base go back to the delegation point first, with +cpu disabled above.
   Result<void> removeBase(std::string_view base) const;
   // Exact CPU time of base/cls: from the accounting mirror, or the control hierarchy on v2.
   Result<std::chrono::nanoseconds> usage(std::string_view base, std::string_view cls) const;
@@ -60,6 +73,7 @@ class ClassTree {
   const Hierarchy* accounting() const { return accounting_ ? &*accounting_ : nullptr; }
 
  private:
+  Result<void> leaveBase(std::string_view base) const;
   Result<void> makeThreadedPath(const Hierarchy& h, std::string_view group) const;
   std::optional<std::string> pathIn(const Hierarchy& h, const std::vector<CgroupEntry>& entries) const;
 

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -92,6 +93,14 @@ Result<void> Dir::removeDir(std::string_view rel) const {
     return failErrno("rmdir " + pathOf(rel));
   }
   return {};
+}
+
+Result<bool> Dir::hasXattr(std::string_view rel, const char* name) const {
+  UniqueFd fd(::openat(fd_.get(), relOrDot(rel).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return failErrno("open " + pathOf(rel));
+  if (::fgetxattr(fd.get(), name, nullptr, 0) >= 0) return true;
+  if (errno == ENODATA || errno == ENOTSUP) return false;
+  return failErrno(std::string("read xattr ") + name + " of " + pathOf(rel));
 }
 
 bool Dir::exists(std::string_view rel) const {

@@ -29,6 +29,8 @@ class Dir {
   // rmdir; a directory that is already gone is success.
   Result<void> removeDir(std::string_view rel) const;
   bool exists(std::string_view rel) const;
+  // Whether the directory rel carries the extended attribute `name` (ENODATA: false).
+  Result<bool> hasXattr(std::string_view rel, const char* name) const;
   // Names of the subdirectories of rel (not files), sorted.
   Result<std::vector<std::string>> subdirs(std::string_view rel) const;
 

@@ -47,6 +47,25 @@ Result<void> Hierarchy::enableController(std::string_view group, std::string_vie
   return root_.write(file(group, "cgroup.subtree_control"), "+" + std::string(controller));
 }
 
+Result<void> Hierarchy::disableController(std::string_view group, std::string_view controller) const {
+  if (version_ == CgroupVersion::kV1) return {};
+  auto enabled = root_.read(file(group, "cgroup.subtree_control"));
+  if (!enabled) return tl::unexpected(enabled.error());
+  for (const auto c : splitFields(*enabled)) {
+    if (c == controller) return root_.write(file(group, "cgroup.subtree_control"), "-" + std::string(controller));
+  }
+  return {};
+}
+
+Result<bool> Hierarchy::isDelegated(std::string_view group) const {
+  if (version_ == CgroupVersion::kV1) return true;
+  for (const char* name : {"trusted.delegate", "user.delegate"}) {
+    auto has = root_.hasXattr(group, name);
+    if (!has || *has) return has;
+  }
+  return false;
+}
+
 Result<void> Hierarchy::applyCpuSettings(std::string_view group, CpuSettings settings) const {
   const std::string idle_file = file(group, "cpu.idle");
   const bool has_idle = root_.exists(idle_file);
@@ -126,8 +145,16 @@ Result<void> Hierarchy::moveProcess(std::string_view group, pid_t pid) const {
   return root_.write(file(group, "cgroup.procs"), std::to_string(pid));
 }
 
+Result<std::vector<pid_t>> Hierarchy::processes(std::string_view group) const {
+  return readIds(file(group, "cgroup.procs"));
+}
+
 Result<std::vector<pid_t>> Hierarchy::threads(std::string_view group) const {
-  auto text = root_.read(file(group, threadsFile()));
+  return readIds(file(group, threadsFile()));
+}
+
+Result<std::vector<pid_t>> Hierarchy::readIds(const std::string& path) const {
+  auto text = root_.read(path);
   if (!text) return tl::unexpected(text.error());
   std::vector<pid_t> out;
   for (const auto f : splitFields(*text)) {

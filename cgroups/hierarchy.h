@@ -47,6 +47,12 @@ class Hierarchy {
   // v2 only: "+controller" into group's cgroup.subtree_control unless already enabled.
   Result<void> enableController(std::string_view group, std::string_view controller) const;
 
+  // v2 only: "-controller" unless already disabled.
+  Result<void> disableController(std::string_view group, std::string_view controller) const;
+  // v2: whether systemd (or an admin, the same way) delegated the group: the trusted.delegate
+  // or user.delegate xattr systemd sets on Delegate=yes units. v1: always true.
+  Result<bool> isDelegated(std::string_view group) const;
+
   // Writes cpu.weight (v2) or cpu.shares (v1) and cpu.idle. cpu.idle is cleared before the
   // weight is written: while idle, weight writes fail, and on v1 clearing idle resets shares.
   Result<void> applyCpuSettings(std::string_view group, CpuSettings settings) const;
@@ -59,6 +65,8 @@ class Hierarchy {
   Result<std::vector<BatchItem>> moveThreads(std::string_view group, std::span<const pid_t> tids) const;
   // Moves a whole process (v2 cgroup.procs, v1 cgroup.procs).
   Result<void> moveProcess(std::string_view group, pid_t pid) const;
+  // PIDs of the processes in the group itself (cgroup.procs).
+  Result<std::vector<pid_t>> processes(std::string_view group) const;
   // TIDs in the group itself (not its children).
   Result<std::vector<pid_t>> threads(std::string_view group) const;
 
@@ -70,6 +78,7 @@ class Hierarchy {
  private:
   std::string threadsFile() const { return version_ == CgroupVersion::kV2 ? "cgroup.threads" : "tasks"; }
   std::string file(std::string_view group, std::string_view name) const;
+  Result<std::vector<pid_t>> readIds(const std::string& path) const;
   Result<Outcome> classifyMoveError(pid_t tid, int err, std::string_view group) const;
 
   Dir root_;

@@ -58,17 +58,37 @@ BoostLimits limitsOf(const policy::BoostSpec& b) {
 Manager::Manager(policy::Policy policy, cgroups::ClassTree tree, cgroups::ProcFs proc, StateFile state, Logger& log)
     : policy_(std::move(policy)), tree_(std::move(tree)), proc_(std::move(proc)), state_(std::move(state)), log_(log) {}
 
-std::string Manager::baseOf(const std::string& worker) const {
-  return cgroups::ClassTree::v1Base(policy_.daemon.cgroup_prefix, worker);
+Result<std::string> Manager::prepareBase(const std::string& worker, const policy::ProcessFacts& facts) {
+  using cgroups::ClassTree;
+  if (tree_.control().version() != cgroups::CgroupVersion::kV2) return ClassTree::v1Base(policy_.daemon.cgroup_prefix, worker);
+  // DESIGN.md §4: classes live inside the worker's own cgroup, which must be delegated to us.
+  const std::string point = ClassTree::delegationPointOf(facts.cgroup);
+  auto delegated = tree_.control().isDelegated(point);
+  if (!delegated) return tl::unexpected(delegated.error());
+  if (!*delegated) {
+    const auto slash = point.rfind('/');
+    const std::string unit = point.substr(slash == std::string::npos ? 0 : slash + 1);
+    const bool is_unit = unit.ends_with(".service") || unit.ends_with(".scope");
+    return fail(EPERM, fmt::format("cgroup /{} is not delegated; fix: {}", point,
+                                   is_unit ? fmt::format("cpuclassctl delegate {} and restart it, or start the worker "
+                                                         "with cpuclassctl run",
+                                                         unit)
+                                           : std::string("start the worker with cpuclassctl run, or in a unit with Delegate=yes")));
+  }
+  const std::string base = ClassTree::v2Base(point);
+  if (auto r = tree_.enterBase(base); !r) return tl::unexpected(r.error());
+  return base;
 }
 
 std::string Manager::status() const {
-  return fmt::format("{} workers' processes, {} threads managed; {} moves, {} gone, {} failures", processes_.size(),
-                     threads_.size(), stats_.moves, stats_.gone, [&] {
-                       uint64_t n = 0;
-                       for (const auto& [k, v] : stats_.failures) n += v;
-                       return n;
-                     }());
+  uint64_t failures = 0;
+  for (const auto& [k, v] : stats_.failures) failures += v;
+  std::string line = fmt::format("{} workers' processes, {} threads managed; {} moves, {} gone, {} failures",
+                                 processes_.size(), threads_.size(), stats_.moves, stats_.gone, failures);
+  if (!left_alone_.empty()) {
+    line += fmt::format("; {} worker processes left alone ({})", left_alone_.size(), left_alone_.begin()->second.reason);
+  }
+  return line;
 }
 
 std::string Manager::classGroupOf(const Thread& t) const { return t.class_group; }
@@ -80,13 +100,13 @@ std::vector<ClassGroupCount> Manager::classGroups() const {
     if (t.applied_group) ++counts[classGroupOf(t)];
   }
   std::vector<ClassGroupCount> out;
-  const std::string prefix = policy_.daemon.cgroup_prefix + "/";
   for (const auto& group : ensured_) {
     const auto slash = group.rfind('/');
     const std::string base = group.substr(0, slash), cls = group.substr(slash + 1);
-    if (cls == kBoostGroup) continue;
+    const auto owner = bases_.find(base);
+    if (cls == kBoostGroup || owner == bases_.end()) continue;
     const auto c = boost_counters_.find(group);
-    out.push_back({base.substr(prefix.size()), cls, base, counts[group], c == boost_counters_.end() ? BoostCounters{} : c->second});
+    out.push_back({owner->second, cls, base, counts[group], c == boost_counters_.end() ? BoostCounters{} : c->second});
   }
   return out;
 }
@@ -113,6 +133,7 @@ void Manager::considerProcess(pid_t pid) {
   }
   if (main->kthread) return;
   if (const auto it = unmatched_.find(pid); it != unmatched_.end() && it->second == main->start_time) return;
+  if (const auto it = left_alone_.find(pid); it != left_alone_.end() && it->second.start_time == main->start_time) return;
 
   policy::ProcessFacts facts;
   facts.comm = main->comm;
@@ -123,7 +144,7 @@ void Manager::considerProcess(pid_t pid) {
   // A child of a managed process belongs to the parent's worker, even if it matches a worker
   // itself (a helper in the same systemd unit, say): process rules then decide its class.
   if (const auto parent = processes_.find(main->ppid); parent != processes_.end()) {
-    addProcess(pid, main->start_time, parent->second.worker, true, std::move(facts));
+    (void)addProcess(pid, main->start_time, parent->second.worker, true, std::move(facts));
     return;
   }
   const auto* worker = policy::matchWorker(policy_, facts);
@@ -131,25 +152,27 @@ void Manager::considerProcess(pid_t pid) {
     unmatched_[pid] = main->start_time;
     return;
   }
-  addProcess(pid, main->start_time, worker->name, false, std::move(facts));
+  (void)addProcess(pid, main->start_time, worker->name, false, std::move(facts));
 }
 
-void Manager::addProcess(pid_t pid, uint64_t start_time, std::string worker, bool child, policy::ProcessFacts facts) {
-  if (tree_.control().version() == cgroups::CgroupVersion::kV2) {
-    // Pure cgroup v2 needs the worker's delegated cgroup (DESIGN.md §4); not built yet.
-    if (v2_warned_.insert(worker).second) {
-      log_.warning("worker {}: placement on pure cgroup v2 is not supported yet, leaving pid {} alone", worker, pid);
-    }
-    return;
-  }
+Result<void> Manager::addProcess(pid_t pid, uint64_t start_time, std::string worker, bool child, policy::ProcessFacts facts) {
   unmatched_.erase(pid);
-  Process p{start_time, std::move(worker), child, std::move(facts), {}};
+  auto base = prepareBase(worker, facts);
+  if (!base) {
+    log_.warning("worker {}: leaving pid {} ({}) alone: {}", worker, pid, facts.comm, base.error().message);
+    left_alone_[pid] = {worker, facts.cgroup, base.error().message, start_time};
+    return tl::unexpected(base.error());
+  }
+  left_alone_.erase(pid);
+  bases_[*base] = worker;
+  pending_removal_.erase(*base);
+  Process p{start_time, std::move(worker), std::move(*base), child, std::move(facts), {}};
   if (auto fd = cgroups::ProcFs::openPidfd(pid)) p.pidfd = std::move(*fd);
   log_.info("managing pid {} ({}) as {} of worker {}", pid, p.facts.comm, child ? "a child process" : "a process",
             p.worker);
-  pending_removal_.erase(p.worker);
   processes_.emplace(pid, std::move(p));
   markThreadsDirty(pid);
+  return {};
 }
 
 void Manager::markThreadsDirty(pid_t pid) {
@@ -161,7 +184,7 @@ void Manager::markThreadsDirty(pid_t pid) {
 void Manager::forgetProcess(pid_t pid) {
   const auto it = processes_.find(pid);
   if (it == processes_.end()) return;
-  const std::string worker = it->second.worker;
+  const std::string base = it->second.base;
   processes_.erase(it);
   for (auto t = threads_.begin(); t != threads_.end();) {
     if (t->second.tgid == pid) {
@@ -173,7 +196,7 @@ void Manager::forgetProcess(pid_t pid) {
       ++t;
     }
   }
-  tryRemoveWorkerGroups(worker);
+  tryRemoveGroups(base);
 }
 
 void Manager::releaseProcess(pid_t pid) {
@@ -184,21 +207,23 @@ void Manager::releaseProcess(pid_t pid) {
   forgetProcess(pid);
 }
 
-void Manager::tryRemoveWorkerGroups(const std::string& worker) {
-  for (const auto& [pid, p] : processes_) {
-    if (p.worker == worker) return;
-  }
-  registered_.erase(worker);  // a registration ends with its last process
+void Manager::tryRemoveGroups(const std::string& base) {
+  const auto uses = [&](auto pred) { return std::any_of(processes_.begin(), processes_.end(), [&](const auto& e) { return pred(e.second); }); };
+  if (uses([&](const Process& p) { return p.base == base; })) return;
+  const auto owner = bases_.find(base);
+  const std::string worker = owner != bases_.end() ? owner->second : base;
+  if (!uses([&](const Process& p) { return p.worker == worker; })) registered_.erase(worker);  // ends with its last process
   // Exiting threads can hold a group for a moment (EBUSY): retried at the next rescan.
-  if (auto r = tree_.removeBase(baseOf(worker)); !r) {
-    pending_removal_.insert(worker);
+  if (auto r = tree_.removeBase(base); !r) {
+    pending_removal_.insert(base);
     return;
   }
-  pending_removal_.erase(worker);
+  pending_removal_.erase(base);
+  bases_.erase(base);
   for (auto it = ensured_.begin(); it != ensured_.end();) {
-    it = it->starts_with(baseOf(worker) + "/") ? ensured_.erase(it) : std::next(it);
+    it = it->starts_with(base + "/") ? ensured_.erase(it) : std::next(it);
   }
-  log_.info("worker {} has no processes left; removed its groups", worker);
+  log_.info("worker {} has no processes left in {}; removed its groups", worker, base);
 }
 
 void Manager::handleEvents(const std::vector<ProcEvent>& events, bool lost) {
@@ -270,6 +295,7 @@ void Manager::rescan() {
   }
   for (const pid_t pid : gone) forgetProcess(pid);
   for (auto it = unmatched_.begin(); it != unmatched_.end();) it = live.contains(it->first) ? std::next(it) : unmatched_.erase(it);
+  for (auto it = left_alone_.begin(); it != left_alone_.end();) it = live.contains(it->first) ? std::next(it) : left_alone_.erase(it);
 
   // Parents before children: repeat while a pass adds processes, so a child seen before its
   // parent (PID wrap-around) is still found.
@@ -283,7 +309,7 @@ void Manager::rescan() {
     }
   }
   for (const auto& [pid, p] : processes_) markThreadsDirty(pid);
-  for (const auto& worker : std::set<std::string>(pending_removal_)) tryRemoveWorkerGroups(worker);
+  for (const auto& base : std::set<std::string>(pending_removal_)) tryRemoveGroups(base);
   reconcile();
 }
 
@@ -322,10 +348,11 @@ void Manager::reconcile() {
     }
     const auto* spec = policy_.findClass(t.decision.class_name);
     t.spec = spec;
-    t.class_group = baseOf(worker->name) + "/" + spec->name;
+    const std::string& base = process->second.base;
+    t.class_group = base + "/" + spec->name;
     if (book_.boosted(tid) && !spec->boost) endBoost(tid, Nanos(monotonicNs()));  // class changed
     const bool boost = book_.boosted(tid);
-    ThreadTarget target{baseOf(worker->name) + "/" + (boost ? kBoostGroup : spec->name),
+    ThreadTarget target{base + "/" + (boost ? kBoostGroup : spec->name),
                         kernelPolicy(boost ? spec->boost->sched : spec->sched), boost ? spec->boost->nice : spec->nice};
     settings[target.group] = boost ? cgroups::CpuSettings{100, false} : cgroups::CpuSettings{spec->cpu_weight, spec->idle};
     PlanItem item{tid, std::move(target),
@@ -375,7 +402,8 @@ void Manager::recordOriginal(pid_t tid, pid_t tgid, const cgroups::ThreadFacts& 
   // inside our tree was born there: its origin is its process's. The state file keeps origins
   // across a crash; a thread with no known origin goes to the root on restore.
   const auto group = tree_.controlGroupOf(facts.cgroups);
-  const bool born_inside = group && group->starts_with(policy_.daemon.cgroup_prefix + "/");
+  const auto process = processes_.find(tgid);
+  const bool born_inside = group && process != processes_.end() && group->starts_with(process->second.base + "/");
   Original o{facts.start_time, facts.policy, facts.nice, {}};
   if (born_inside) {
     const auto main = originals_.find(tgid);
@@ -450,7 +478,10 @@ void Manager::restoreThread(pid_t tid) {
   if (o == originals_.end()) return;
   auto entries = cgroups::parseProcCgroup(o->second.cgroups);
   const auto& where = entries ? *entries : rootEntries();
-  if (auto r = tree_.restore(tid, where); !r) countFailure(r.error(), "restore tid " + std::to_string(tid));
+  const auto t = threads_.find(tid);
+  const auto p = t == threads_.end() ? processes_.end() : processes_.find(t->second.tgid);
+  const std::string home = p == processes_.end() ? std::string() : p->second.base;
+  if (auto r = tree_.restore(tid, where, home); !r) countFailure(r.error(), "restore tid " + std::to_string(tid));
   if (!cgroups::isRealtimePolicy(o->second.policy)) {
     if (auto r = cgroups::setThreadSched(tid, {o->second.policy, o->second.nice}); !r) {
       countFailure(r.error(), "restore scheduling of tid " + std::to_string(tid));
@@ -484,7 +515,9 @@ void Manager::restoreLeftovers() {
     }
     if (!active.contains(worker)) {
       log_.info("removing groups of worker {} left by an earlier run", worker);
-      tryRemoveWorkerGroups(worker);
+      const std::string base = cgroups::ClassTree::v1Base(prefix, worker);
+      bases_.emplace(base, worker);
+      tryRemoveGroups(base);
     }
   }
   // Originals of threads that no longer exist are of no use.
@@ -506,7 +539,7 @@ void Manager::reload(policy::Policy next) {
   stats_.last_reload_success_seconds = static_cast<double>(::time(nullptr));
   ensured_.clear();
   unmatched_.clear();
-  v2_warned_.clear();
+  left_alone_.clear();  // looked at again: a worker may be delegated now
   ++stats_.reloads;
   // Workers are matched again first, so that classification below only meets known workers.
   std::vector<pid_t> pids;
@@ -556,11 +589,10 @@ void Manager::stop() {
     return;
   }
   for (const auto& [tid, t] : threads_) restoreThread(tid);
-  std::set<std::string> workers;
-  for (const auto& [pid, p] : processes_) workers.insert(p.worker);
-  workers.insert(pending_removal_.begin(), pending_removal_.end());
-  for (const auto& w : workers) {
-    if (auto r = tree_.removeBase(baseOf(w)); !r) log_.warning("{}, ignoring", r.error().message);
+  std::set<std::string> bases = pending_removal_;
+  for (const auto& [pid, p] : processes_) bases.insert(p.base);
+  for (const auto& base : bases) {
+    if (auto r = tree_.removeBase(base); !r) log_.warning("{}, ignoring", r.error().message);
   }
   for (const cgroups::Hierarchy* h : {&tree_.control(), tree_.accounting()}) {
     if (h != nullptr && h->children(policy_.daemon.cgroup_prefix).value_or(std::vector<std::string>{"x"}).empty()) {
@@ -794,13 +826,18 @@ Result<void> Manager::registerWorker(pid_t pid, const std::string& name, const s
   }
   auto main = proc_.thread(pid, pid);
   if (!main) return fail(ESRCH, "no process " + std::to_string(pid));
+  const bool known_name = registered_.contains(name);
   auto& spec = registered_[name];
   spec.name = name;
   spec.default_class = default_class;
   spec.default_where = {};
   policy::ProcessFacts facts;
   facts.comm = main->comm;
-  addProcess(pid, main->start_time, name, false, std::move(facts));
+  facts.cgroup = cgroups::cgroupPathOf(main->cgroups, "").value_or("");
+  if (auto r = addProcess(pid, main->start_time, name, false, std::move(facts)); !r) {
+    if (!known_name) registered_.erase(name);
+    return r;
+  }
   reconcile();
   return {};
 }

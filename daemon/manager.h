@@ -116,6 +116,14 @@ class Manager {
     bool child = false;
   };
   std::vector<WorkerInfo> workers() const;
+  // Worker processes the daemon cannot manage, by cgroup: status, metrics and logs name the fix.
+  struct LeftAlone {
+    std::string worker;
+    std::string cgroup;
+    std::string reason;  // with the fix, e.g. "not delegated: cpuclassctl delegate x.service, then restart it"
+    uint64_t start_time = 0;
+  };
+  std::map<pid_t, LeftAlone> leftAlone() const { return left_alone_; }
   // A process not matched by the policy makes itself a worker named `name` with a default class.
   // Errors: EINVAL (bad name, or a policy worker's name), ENOENT (no such class), ESRCH (no such
   // process), EBUSY (already managed).
@@ -157,6 +165,7 @@ class Manager {
   struct Process {
     uint64_t start_time = 0;
     std::string worker;
+    std::string base;  // where its class groups hang: ClassTree::v1Base or v2Base
     bool child = false;  // a child process of a worker process: process rules apply
     policy::ProcessFacts facts;
     UniqueFd pidfd;  // keeps naming this process across PID reuse
@@ -174,13 +183,15 @@ class Manager {
     bool was_runnable = false;  // at the last starvation look: polled every time while true
   };
 
-  std::string baseOf(const std::string& worker) const;
+  // The base for a new process of `worker`: on v2 inside its delegated cgroup, which becomes the
+  // process's home (enterBase). Errors say why the process is left alone and how to fix it.
+  Result<std::string> prepareBase(const std::string& worker, const policy::ProcessFacts& facts);
   void considerProcess(pid_t pid);
   // The worker's spec: from the policy, or a registration.
   const policy::WorkerSpec* workerSpec(const std::string& name) const;
   // Finds tid among managed threads, looking at its process first if events have not yet.
   Thread* managedThread(pid_t tid);
-  void addProcess(pid_t pid, uint64_t start_time, std::string worker, bool child, policy::ProcessFacts facts);
+  Result<void> addProcess(pid_t pid, uint64_t start_time, std::string worker, bool child, policy::ProcessFacts facts);
   void forgetProcess(pid_t pid);
   void releaseProcess(pid_t pid);  // restore its threads, then forget it
   void markThreadsDirty(pid_t pid);
@@ -196,7 +207,7 @@ class Manager {
   void restoreThread(pid_t tid);
   void restoreForeign(pid_t tid);  // a thread in our groups that we do not manage
   void restoreLeftovers();
-  void tryRemoveWorkerGroups(const std::string& worker);
+  void tryRemoveGroups(const std::string& base);  // once no managed process uses the base
   void countFailure(const Error& e, std::string_view what);
   void saveOriginals();
 
@@ -214,8 +225,9 @@ class Manager {
   std::map<pid_t, uint64_t> unmatched_;  // pid -> start time of processes no worker matched
   std::map<pid_t, pid_t> dirty_;         // tid -> tgid, to classify and place
   std::set<std::string> ensured_;        // groups created and configured under this policy
-  std::set<std::string> pending_removal_;  // workers whose groups still hold exiting threads
-  std::set<std::string> v2_warned_;
+  std::set<std::string> pending_removal_;  // bases whose groups still hold exiting threads
+  std::map<std::string, std::string> bases_;  // base -> worker, for every base with groups
+  std::map<pid_t, LeftAlone> left_alone_;  // worker processes we may not touch (v2, not delegated)
 
   BoostBook book_;
   StarvationDetector detector_;

@@ -8,6 +8,10 @@ MetricsPublisher::MetricsPublisher(cgroups::ClassTree readers, metrics::Sample f
 void MetricsPublisher::publish(const Manager& manager) {
   publish(manager.stats(), manager.classGroups(), manager.managedThreads(), manager.managedProcesses(),
           manager.policy().daemon.metrics_per_worker);
+  std::map<std::string, uint64_t> left_alone;
+  for (const auto& [pid, p] : manager.leftAlone()) ++left_alone[p.worker];
+  std::lock_guard lock(mu_);
+  published_.left_alone = std::move(left_alone);
 }
 
 void MetricsPublisher::publish(const Stats& st, std::vector<ClassGroupCount> groups, uint64_t threads,
@@ -61,7 +65,7 @@ metrics::Sample MetricsPublisher::sample() const {
     if (auto psi = readers_.pressure(g.base, g.cls)) c.pressure_seconds = static_cast<double>(psi->count()) / 1e6;
     s.classes.push_back(std::move(c));
   }
-  if (!per_worker) s.classes = metrics::aggregateWorkers(s.classes);
+  s.classes = metrics::aggregateWorkers(s.classes, per_worker);
   return s;
 }
 

@@ -96,6 +96,11 @@ std::vector<MetricFamily> toFamilies(const Sample& s) {
                          "Failed kernel operations on threads and groups, by errno name", MT::Counter);
   for (const auto& [reason, n] : s.failures) failures.metric.push_back(value(MT::Counter, static_cast<double>(n), {{"reason", reason}}));
   out.push_back(std::move(failures));
+  auto left_alone = family("cpuclass_left_alone_processes",
+                           "Worker processes the daemon may not manage: their cgroup is not delegated (see the log for the fix)",
+                           MT::Gauge);
+  for (const auto& [worker, n] : s.left_alone) left_alone.metric.push_back(value(MT::Gauge, static_cast<double>(n), {{"worker", worker}}));
+  out.push_back(std::move(left_alone));
   auto refusals = family("cpuclass_bus_refusals_total", "D-Bus calls refused, by error name", MT::Counter);
   for (const auto& [reason, n] : s.bus_refusals) refusals.metric.push_back(value(MT::Counter, static_cast<double>(n), {{"reason", reason}}));
   out.push_back(std::move(refusals));

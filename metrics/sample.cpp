@@ -14,10 +14,11 @@ void Histogram::observe(double value) {
   ++count_;
 }
 
-std::vector<ClassSeries> aggregateWorkers(const std::vector<ClassSeries>& series) {
-  std::map<std::string, ClassSeries> by_class;
+std::vector<ClassSeries> aggregateWorkers(const std::vector<ClassSeries>& series, bool per_worker) {
+  std::map<std::pair<std::string, std::string>, ClassSeries> by_class;
   for (const auto& s : series) {
-    auto& a = by_class[s.cls];
+    auto& a = by_class[{per_worker ? s.worker : std::string(), s.cls}];
+    if (per_worker) a.worker = s.worker;
     a.cls = s.cls;
     a.threads += s.threads;
     a.starvation_events += s.starvation_events;

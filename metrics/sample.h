@@ -55,6 +55,7 @@ struct Sample {
   uint64_t accounting_failures = 0;
   std::map<std::string, uint64_t> failures;      // errno name -> count
   std::map<std::string, uint64_t> bus_refusals;  // D-Bus error name (NotAuthorized, ...) -> count
+  std::map<std::string, uint64_t> left_alone;    // worker -> processes it may not manage (v2, not delegated)
   uint64_t proc_events = 0;
   uint64_t proc_events_lost = 0;
   uint64_t rescans = 0;
@@ -65,7 +66,9 @@ struct Sample {
   Histogram placement_latency_seconds{{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5}};
 };
 
-// Sums the per-worker series of each class into one with an empty worker label.
-std::vector<ClassSeries> aggregateWorkers(const std::vector<ClassSeries>& series);
+// Sums series with the same worker and class (a worker can have class groups in several
+// cgroups on v2), or, without `per_worker`, every worker's series of a class into one with an
+// empty worker label.
+std::vector<ClassSeries> aggregateWorkers(const std::vector<ClassSeries>& series, bool per_worker = false);
 
 }  // namespace cpuclass::metrics

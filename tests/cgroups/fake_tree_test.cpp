@@ -1,5 +1,9 @@
 // The kernel layer against temporary trees shaped like cgroupfs and /proc (tier fake_kernel).
 #include <gtest/gtest.h>
+#include <sys/xattr.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "cgroups/class_tree.h"
 #include "cgroups/proc_fs.h"
@@ -91,6 +95,43 @@ TEST(HierarchyV2, EnsureClassMakesThreadedGroupsUnderADelegatedWorker) {
   EXPECT_EQ(t.get("system.slice/db.service/cpuclass/fg", "cpu.weight"), "500");
   // The domain base is never made threaded: it holds the worker's processes.
   EXPECT_EQ(t.get("system.slice/db.service/cpuclass", "cgroup.type"), "domain\n");
+}
+
+TEST(ClassTreeV2, DelegationPointIsAboveOurDomain) {
+  EXPECT_EQ(ClassTree::delegationPointOf("/system.slice/db.service"), "system.slice/db.service");
+  EXPECT_EQ(ClassTree::delegationPointOf("/system.slice/db.service/cpuclass"), "system.slice/db.service");
+  EXPECT_EQ(ClassTree::delegationPointOf("/system.slice/db.service/cpuclass/offload"), "system.slice/db.service");
+  // Only a whole path component is ours.
+  EXPECT_EQ(ClassTree::delegationPointOf("/cpuclass.slice/run-1.service"), "cpuclass.slice/run-1.service");
+  EXPECT_EQ(ClassTree::delegationPointOf("/a/cpuclassx/b"), "a/cpuclassx/b");
+  EXPECT_EQ(ClassTree::v2Base("system.slice/db.service"), "system.slice/db.service/cpuclass");
+}
+
+TEST(HierarchyV2, DelegationIsTheXattrSystemdSets) {
+  FakeCgroupTree t(true);
+  t.addGroup("system.slice/db.service");
+  t.addGroup("system.slice/plain.service");
+  // systemd sets trusted.delegate (root's units) or user.delegate (user managers); the user
+  // namespace is the one a test can set without privileges.
+  ASSERT_EQ(::setxattr(t.at("system.slice/db.service").c_str(), "user.delegate", "1", 1, 0), 0) << std::strerror(errno);
+  const auto h = open(t, CgroupVersion::kV2);
+  EXPECT_EQ(h.isDelegated("system.slice/db.service"), true);
+  EXPECT_EQ(h.isDelegated("system.slice/plain.service"), false);
+  EXPECT_FALSE(h.isDelegated("system.slice/missing.service"));
+  EXPECT_EQ(open(t, CgroupVersion::kV1).isDelegated("system.slice/plain.service"), true);
+}
+
+TEST(ClassTreeV2, EnterBaseMovesEveryProcessBeforeEnablingCpu) {
+  FakeCgroupTree t(true);
+  t.addGroup("s/db.service");
+  t.addGroup("s/db.service/cpuclass");  // the fake's stand-in for the kernel's files on mkdir
+  t.set("s/db.service", "cgroup.procs", "10\n11\n");
+  auto dir = Dir::open(t.root().string());
+  ClassTree tree(Hierarchy(std::move(*dir), CgroupVersion::kV2), std::nullopt);
+  ASSERT_TRUE(tree.enterBase("s/db.service/cpuclass"));
+  // The fake keeps the last write of each file: both PIDs went, one write each, then +cpu.
+  EXPECT_EQ(t.get("s/db.service/cpuclass", "cgroup.procs"), "11");
+  EXPECT_EQ(t.get("s/db.service", "cgroup.subtree_control"), "+cpu");
 }
 
 TEST(HierarchyV2, AlreadyEnabledAndThreadedAreLeftAlone) {

@@ -20,9 +20,9 @@ class FakeCgroupTree {
   void addGroup(const std::string& group);
   void set(const std::string& group, const std::string& file, const std::string& content);
   std::string get(const std::string& group, const std::string& file) const;
+  std::filesystem::path at(const std::string& group) const { return group.empty() ? root() : root() / group; }
 
  private:
-  std::filesystem::path at(const std::string& group) const { return group.empty() ? root() : root() / group; }
   TempDir dir_;
   bool v2_;
 };

@@ -31,6 +31,7 @@ Sample fixedSample() {
   s.drift_corrections = 2;
   s.failures = {{"EACCES", 4}, {"EINVAL", 1}};
   s.bus_refusals = {{"NotAuthorized", 2}, {"RateLimited", 7}};
+  s.left_alone = {{"mydb", 2}};
   s.proc_events = 1000;
   s.proc_events_lost = 1;
   s.rescans = 9;
