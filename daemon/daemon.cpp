@@ -14,6 +14,7 @@
 #include "cgroups/features.h"
 #include "daemon/bus_service.h"
 #include "daemon/manager.h"
+#include "daemon/systemd_units.h"
 #include "daemon/metrics_publisher.h"
 #include "metrics/exposition.h"
 #include "policy/policy_loader.h"
@@ -258,6 +259,15 @@ int runDaemon(const Options& options, Logger& log) {
   Manager manager(std::move(*loaded.policy), std::move(*tree), std::move(*proc), StateFile(options.state_dir + "/state"), log);
   Loop loop(options, log, manager, publisher, std::move(connector));
   if (auto r = loop.setUp(); !r) return log.error("{}", r.error().message), 1;
+  std::unique_ptr<SystemdUnits> systemd;
+  if (layout->mode == cgroups::CgroupMode::kV2) {
+    if (auto connected = SystemdUnits::connect()) {
+      systemd = std::move(*connected);
+      manager.unit_delegates = [&systemd](pid_t pid) { return systemd->delegates(pid); };
+    } else {
+      log.notice("{}; only cgroups with the delegate xattr count as delegated", connected.error().message);
+    }
+  }
   manager.start();
   publisher.publish(manager);
   std::unique_ptr<metrics::Server> server;

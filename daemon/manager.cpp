@@ -58,12 +58,13 @@ BoostLimits limitsOf(const policy::BoostSpec& b) {
 Manager::Manager(policy::Policy policy, cgroups::ClassTree tree, cgroups::ProcFs proc, StateFile state, Logger& log)
     : policy_(std::move(policy)), tree_(std::move(tree)), proc_(std::move(proc)), state_(std::move(state)), log_(log) {}
 
-Result<std::string> Manager::prepareBase(const std::string& worker, const policy::ProcessFacts& facts) {
+Result<std::string> Manager::prepareBase(pid_t pid, const std::string& worker, const policy::ProcessFacts& facts) {
   using cgroups::ClassTree;
   if (tree_.control().version() != cgroups::CgroupVersion::kV2) return ClassTree::v1Base(policy_.daemon.cgroup_prefix, worker);
   // DESIGN.md §4: classes live inside the worker's own cgroup, which must be delegated to us.
   const std::string point = ClassTree::delegationPointOf(facts.cgroup);
   auto delegated = tree_.control().isDelegated(point);
+  if (delegated && !*delegated && unit_delegates) delegated = unit_delegates(pid);
   if (!delegated) return tl::unexpected(delegated.error());
   if (!*delegated) {
     const auto slash = point.rfind('/');
@@ -157,7 +158,7 @@ void Manager::considerProcess(pid_t pid) {
 
 Result<void> Manager::addProcess(pid_t pid, uint64_t start_time, std::string worker, bool child, policy::ProcessFacts facts) {
   unmatched_.erase(pid);
-  auto base = prepareBase(worker, facts);
+  auto base = prepareBase(pid, worker, facts);
   if (!base) {
     log_.warning("worker {}: leaving pid {} ({}) alone: {}", worker, pid, facts.comm, base.error().message);
     left_alone_[pid] = {worker, facts.cgroup, base.error().message, start_time};

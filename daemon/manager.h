@@ -151,6 +151,9 @@ class Manager {
   };
   std::function<void(const ClassChange&)> on_class_changed;
   std::function<void(pid_t tid, bool started)> on_boost;
+  // v2: asked when the delegation xattr is not visible (reading trusted.* needs CAP_SYS_ADMIN):
+  // whether the unit of `pid` delegates its cgroup. Unset: the xattr alone decides.
+  std::function<Result<bool>(pid_t pid)> unit_delegates;
 
   const Stats& stats() const { return stats_; }
   Stats& mutableStats() { return stats_; }
@@ -185,7 +188,7 @@ class Manager {
 
   // The base for a new process of `worker`: on v2 inside its delegated cgroup, which becomes the
   // process's home (enterBase). Errors say why the process is left alone and how to fix it.
-  Result<std::string> prepareBase(const std::string& worker, const policy::ProcessFacts& facts);
+  Result<std::string> prepareBase(pid_t pid, const std::string& worker, const policy::ProcessFacts& facts);
   void considerProcess(pid_t pid);
   // The worker's spec: from the policy, or a registration.
   const policy::WorkerSpec* workerSpec(const std::string& name) const;
