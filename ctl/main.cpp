@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ctl/format.h"
+#include "ctl/units.h"
 #include "policy/policy_loader.h"
 
 namespace {
@@ -29,6 +30,7 @@ class Bus {
     if (int r = sd_bus_open_system(&bus_); r < 0) die("connect to the system bus", std::strerror(-r));
   }
   ~Bus() { sd_bus_flush_close_unref(bus_); }
+  sd_bus* get() const { return bus_; }
   sd_bus_message* call(const std::string& verb, const char* method, const char* types, ...) {
     sd_bus_message* m = nullptr;
     sd_bus_message* reply = nullptr;
@@ -196,6 +198,14 @@ int main(int argc, char** argv) {
   auto* topc = app.add_subcommand("top", "live per-class view");
   topc->add_option("--interval", interval, "seconds between refreshes")->capture_default_str();
   topc->add_option("--iterations", iterations, "stop after N refreshes (0: until interrupted)");
+  std::string unit;
+  auto* delegate = app.add_subcommand("delegate", "give a unit Delegate=yes (a drop-in); the unit must restart");
+  delegate->add_option("unit", unit, "e.g. mydb.service")->required();
+  cpuclass::ctl::RunOptions run_options;
+  auto* run = app.add_subcommand("run", "start a command as a transient unit with Delegate=yes in cpuclass.slice");
+  run->add_option("--unit", run_options.unit, "unit name (default cpuclass-run-<pid>.service)");
+  run->add_option("--description", run_options.description, "unit description (default: the command line)");
+  run->add_option("command", run_options.command, "the command and its arguments, after --")->required();
   CLI11_PARSE(app, argc, argv);
 
   if (check->parsed()) return checkPolicy(file);
@@ -255,6 +265,14 @@ int main(int argc, char** argv) {
     if (!applied) Bus::die("reload the policy", "it has errors; the previous policy stays in force (see the daemon's log)");
   } else if (topc->parsed()) {
     return top(bus, interval, iterations);
+  } else if (delegate->parsed()) {
+    auto dropin = cpuclass::ctl::delegateUnit(bus.get(), unit);
+    if (!dropin) Bus::die("delegate " + unit, dropin.error().message);
+    std::printf("Wrote %s.\n%s must restart for it to apply: systemctl restart %s\n", dropin->c_str(), unit.c_str(), unit.c_str());
+  } else if (run->parsed()) {
+    auto started = cpuclass::ctl::runUnit(bus.get(), run_options);
+    if (!started) Bus::die("run " + run_options.command.front(), started.error().message);
+    std::printf("Running as unit: %s\n", started->c_str());
   }
   return 0;
 }

@@ -10,6 +10,9 @@ CPUCLASS_BUILD_PACKAGES=(
 # The fuzz tier: clang's libFuzzer and sanitizer runtimes. The metrics tests: a real Prometheus.
 # The bus tier: a private dbus-daemon, busctl (systemd), setpriv (util-linux).
 CPUCLASS_TEST_PACKAGES=(clang libclang-rt-14-dev prometheus dbus-daemon systemd util-linux)
+# The Debian package and the system test's VM (qemu under TCG, an image made by mmdebstrap).
+CPUCLASS_DEB_PACKAGES=(debhelper dpkg-dev lintian fakeroot)
+CPUCLASS_VM_PACKAGES=(qemu-system-x86 mmdebstrap e2fsprogs curl)
 
 log() { printf '==> %s\n' "$*" >&2; }
 

@@ -7,8 +7,11 @@
 //   spin TID            the thread burns CPU until 'park'   -> "ok"
 //   park TID                                                -> "ok"
 //   quit
-// Arguments are free-form (e.g. --tag=X, for policies to match the command line).
+// Arguments: --thread=NAME (repeatable) starts parked threads at once; --serve keeps running
+// after stdin ends until SIGTERM (for a systemd unit, whose stdin is /dev/null). Others are
+// free-form (e.g. --tag=X, for policies to match the command line).
 #include <pthread.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -76,7 +79,21 @@ Worker* find(pid_t tid) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  bool serve = false;
+  sigset_t term;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--serve") serve = true;
+  }
+  // Blocked before any thread starts, so that only sigwait below takes it.
+  if (serve) pthread_sigmask(SIG_BLOCK, &term, nullptr);
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.starts_with("--thread=")) startThread(arg.substr(9));
+  }
   std::string line;
   while (std::getline(std::cin, line)) {
     std::istringstream in(line);
@@ -123,6 +140,10 @@ int main() {
       std::printf("error unknown command\n");
     }
     std::fflush(stdout);
+  }
+  if (serve && line != "quit") {
+    int sig = 0;
+    sigwait(&term, &sig);
   }
   {
     std::lock_guard lock(mu);
