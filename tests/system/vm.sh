@@ -9,7 +9,7 @@ CPUCLASS_VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # What the guest needs besides the package under test: the VM has no network, so the package's
 # runtime dependencies are in the image already.
 VM_PACKAGES=(
-  systemd systemd-sysv dbus udev kmod procps util-linux iproute2 curl polkitd
+  systemd systemd-sysv dbus udev kmod procps util-linux iproute2 curl polkitd man-db
   linux-image-amd64 initramfs-tools
   libsystemd0 libyaml-cpp0.7 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libfmt9 libstdc++6
 )
@@ -39,7 +39,7 @@ vm_image() {
       --customize-hook="'$CPUCLASS_VM_DIR/guest/customize' \"\$1\"" \
       bookworm "$tree" "${VM_SUITES[@]}" >"$dir/mmdebstrap.log" 2>&1 || { tail -30 "$dir/mmdebstrap.log" >&2; exit 1; }
     cp "$tree"/boot/vmlinuz-* "$dir/vmlinuz" && cp "$tree"/boot/initrd.img-* "$dir/initrd.img"
-    mke2fs -q -t ext4 -d "$tree" "$dir/rootfs.img" 4G || exit 1
+    mke2fs -q -t ext4 -d "$tree" "$dir/rootfs.img" 4G >&2 || exit 1
     rm -rf "$tree"
     touch "$dir/ready"
     echo "vm: image ready in $((SECONDS - started)) s: $dir" >&2
