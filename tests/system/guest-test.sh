@@ -99,6 +99,20 @@ check "metrics: the undelegated worker is reported" sh -c "curl -sf http://127.0
 check "cpuclassctl status over the system bus" sh -c "cpuclassctl status | tee /dev/stderr | grep -q 'not delegated'"
 check "cpuclassctl explain names worker, class and group" sh -c "cpuclassctl explain $O | tee /dev/stderr | grep -q 'offload' && cpuclassctl explain $O | grep -q 'vmdemo'"
 
+# --- cpuclassctl delegate and run --------------------------------------------------------------
+check "cpuclassctl delegate writes a drop-in and says the unit must restart" sh -c 'cpuclassctl delegate cpuclass-plain-worker.service | tee /dev/stderr | grep -q "must restart"'
+check "the drop-in sets Delegate=yes" grep -qx "Delegate=yes" /etc/systemd/system/cpuclass-plain-worker.service.d/50-cpuclass-delegate.conf
+systemctl restart cpuclass-plain-worker
+P=$(main_pid cpuclass-plain-worker)
+eventually 10 "after its restart the formerly undelegated worker is placed" in_group "$P" "$(tid_of "$P" merge-1)" /system.slice/cpuclass-plain-worker.service/cpuclass/foreground
+eventually 10 "and is no longer reported as left alone" sh -c "! curl -sf http://127.0.0.1:9753/metrics | grep -q 'cpuclass_left_alone_processes{worker=\"vmplain\"}'"
+check "cpuclassctl run starts a transient unit" sh -c 'cpuclassctl run --unit cpuclass-run-test -- cpuclass-test-worker --serve --tag=vmdemo --thread=offload-7 | tee /dev/stderr | grep -qx "Running as unit: cpuclass-run-test.service"'
+R=$(main_pid cpuclass-run-test.service)
+check "it runs in cpuclass.slice with Delegate=yes" sh -c '[ "$(systemctl show -P Slice cpuclass-run-test.service)" = cpuclass.slice ] && [ "$(systemctl show -P Delegate cpuclass-run-test.service)" = yes ]'
+eventually 10 "its offload thread is placed inside its own unit" in_group "$R" "$(tid_of "$R" offload-7)" /cpuclass.slice/cpuclass-run-test.service/cpuclass/offload
+check "one worker in two units: metrics sum its groups (2 offload threads)" sh -c "curl -sf http://127.0.0.1:9753/metrics | grep -qx 'cpuclass_class_threads{class=\"offload\",worker=\"vmdemo\"} 2'"
+systemctl stop cpuclass-run-test.service
+
 # --- reload ------------------------------------------------------------------------------------
 sed -i 's/^workers:/classes:\n  background: { cpu_weight: 20 }\nworkers:/' /etc/cpuclass/policy.d/50-systemtest.yaml
 check "systemctl reload with a good policy" systemctl reload cpuclassd

@@ -32,6 +32,8 @@ vm_image() {
   (
     flock 9
     [ -f "$dir/ready" ] && exit 0
+    # Images of older recipes are of no further use (each is a 4 GB sparse file).
+    find "$CPUCLASS_VM_CACHE" -mindepth 1 -maxdepth 1 -type d ! -path "$dir" -exec rm -rf {} +
     rm -rf "$dir" && mkdir -p "$dir"
     local tree="$dir/tree" started=$SECONDS
     echo "vm: building the image (mmdebstrap, first run only)" >&2
