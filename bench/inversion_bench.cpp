@@ -1,4 +1,4 @@
-// cpuclass-inversion-bench CPUCLASSD [REPS] [ITEMS]: priority inversion under the real daemon.
+// cpuclass-inversion-bench CPUCLASSD [REPS] [ITEMS] [CONFIG...]: priority inversion under the real daemon.
 //
 // This process is the worker: 4 SCHED_OTHER hogs (background) saturate 2 CPUs; a background
 // waiter hands 1 ms CPU items to an offload thread (SCHED_IDLE in a cpu.idle group) and waits.
@@ -8,7 +8,8 @@
 //   the daemon's CPU over the whole configuration.
 // Configurations: none (offload boost: false), detect (the daemon's starvation detection), and,
 // when DBUS_SYSTEM_BUS_ADDRESS is set (bench/with_private_bus), wait (the waiter reports each wait
-// through libcpuclass; detection stays on).
+// through libcpuclass; detection stays on). shared-none, shared-detect, shared-wait: the same with
+// `offload: {run_in: background}` (SCHED_IDLE inside the hogs' group; a boost is sched only).
 // Needs root and a cgroup v1 cpu hierarchy; uses cgroup prefix cpuclass-inv-<pid>.
 #include <fcntl.h>
 #include <signal.h>
@@ -140,9 +141,10 @@ struct Result {
 };
 
 Result runConfig(const std::string& cpuclassd, const std::string& dir, const std::string& tag, bool boost, bool report,
-                 Worker& w, int items) {
+                 bool shared, Worker& w, int items) {
   std::ofstream(dir + "/policy.yaml") << "daemon: {cgroup_prefix: " << tag << ", metrics_listen: 'off'}\n"
-                                      << "classes: {offload: {boost: " << (boost ? "true" : "false") << "}}\n"
+                                      << "classes: {offload: {boost: " << (boost ? "true" : "false")
+                                      << (shared ? ", run_in: background" : "") << "}}\n"
                                       << "workers:\n  - name: inv\n    match: {cmdline: '.*--tag=" << tag << "'}\n"
                                       << "    default_class: background\n"
                                       << "    threads: [{comm: 'offload-.*', class: offload}]\n";
@@ -197,16 +199,22 @@ int main(int argc, char** argv) {
   Worker w;
   w.start();
   std::this_thread::sleep_for(milliseconds(200));
-  std::vector<std::string> configs{"none", "detect"};
-  if (std::getenv("DBUS_SYSTEM_BUS_ADDRESS") != nullptr) configs.push_back("wait");
+  std::vector<std::string> configs;
+  for (int i = 4; i < argc; ++i) configs.push_back(argv[i]);
+  if (configs.empty()) {
+    configs = {"none", "detect", "shared-none", "shared-detect"};
+    if (std::getenv("DBUS_SYSTEM_BUS_ADDRESS") != nullptr) configs.insert(configs.end(), {"wait", "shared-wait"});
+  }
   std::map<std::string, std::vector<Result>> results;
   std::mt19937 rng(static_cast<unsigned>(::getpid()));
   for (int r = 0; r < reps; ++r) {
     std::shuffle(configs.begin(), configs.end(), rng);
     for (const auto& c : configs) {
-      const Result res = runConfig(cpuclassd, dir, tag, c != "none", c == "wait", w, items);
+      const bool shared = c.starts_with("shared-");
+      const std::string mode = shared ? c.substr(7) : c;
+      const Result res = runConfig(cpuclassd, dir, tag, mode != "none", mode == "wait", shared, w, items);
       results[c].push_back(res);
-      std::printf("rep %d %-7s item p50 %7.2f ms  p99 %7.2f ms  offload share %5.2f%%  daemon CPU %5.2f%%\n", r + 1,
+      std::printf("rep %d %-13s item p50 %7.2f ms  p99 %7.2f ms  offload share %5.2f%%  daemon CPU %5.2f%%\n", r + 1,
                   c.c_str(), res.p50, res.p99, 100 * res.offload_share, 100 * res.daemon_cpu);
       std::fflush(stdout);
     }

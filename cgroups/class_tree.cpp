@@ -105,15 +105,18 @@ Result<void> ClassTree::ensureClass(std::string_view base, std::string_view cls,
     if (auto r = control_.makeThreaded(group); !r) return r;
   }
   if (auto r = control_.applyCpuSettings(group, settings); !r) return r;
-  if (accounting_) {
-    if (auto r = accounting_->makeGroup(group); !r) return tl::unexpected(r.error());
-    if (auto r = makeThreadedPath(*accounting_, group); !r) return r;
-  }
-  return {};
+  return ensureAccounting(base, cls);
 }
 
-Result<ClassTree::Placement> ClassTree::place(std::string_view base, std::string_view cls,
-                                             std::span<const pid_t> tids) const {
+Result<void> ClassTree::ensureAccounting(std::string_view base, std::string_view cls) const {
+  if (!accounting_) return {};
+  const std::string group = join(base, cls);
+  if (auto r = accounting_->makeGroup(group); !r) return tl::unexpected(r.error());
+  return makeThreadedPath(*accounting_, group);
+}
+
+Result<ClassTree::Placement> ClassTree::place(std::string_view base, std::string_view cls, std::span<const pid_t> tids,
+                                             std::string_view accounting_cls) const {
   const std::string group = join(base, cls);
   auto items = control_.moveThreads(group, tids);
   if (!items) return tl::unexpected(items.error());
@@ -123,7 +126,7 @@ Result<ClassTree::Placement> ClassTree::place(std::string_view base, std::string
   for (const auto& item : out.items) {
     if (item.result && *item.result == Outcome::kDone) moved.push_back(item.tid);
   }
-  auto mirror = accounting_->moveThreads(group, moved);
+  auto mirror = accounting_->moveThreads(join(base, accounting_cls.empty() ? cls : accounting_cls), moved);
   if (!mirror) {
     out.accounting_failures = moved.size();
     return out;
@@ -148,6 +151,11 @@ std::optional<std::string> ClassTree::pathIn(const Hierarchy& h, const std::vect
 
 std::optional<std::string> ClassTree::controlGroupOf(const std::vector<CgroupEntry>& entries) const {
   return pathIn(control_, entries);
+}
+
+std::optional<std::string> ClassTree::accountingGroupOf(const std::vector<CgroupEntry>& entries) const {
+  if (!accounting_) return std::nullopt;
+  return pathIn(*accounting_, entries);
 }
 
 Result<Outcome> ClassTree::restore(pid_t tid, const std::vector<CgroupEntry>& original, std::string_view home) const {

@@ -53,12 +53,18 @@ class ClassTree {
     std::vector<BatchItem> items;
     size_t accounting_failures = 0;
   };
-  Result<Placement> place(std::string_view base, std::string_view cls, std::span<const pid_t> tids) const;
+  // `accounting_cls` (default: cls) names the mirror group, for a class running in another's group.
+  Result<Placement> place(std::string_view base, std::string_view cls, std::span<const pid_t> tids,
+                          std::string_view accounting_cls = {}) const;
+  // Creates or adopts base/cls in the accounting mirror only; a no-op without a mirror.
+  Result<void> ensureAccounting(std::string_view base, std::string_view cls) const;
   // Moves a thread back to the groups listed in its original /proc/<tid>/cgroup. On v2 a thread
   // cannot leave its process's threaded domain: it goes to `home`, the base, instead.
   Result<Outcome> restore(pid_t tid, const std::vector<CgroupEntry>& original, std::string_view home = {}) const;
   // The group a thread is in, in the control hierarchy, from its /proc/<tid>/cgroup entries.
   std::optional<std::string> controlGroupOf(const std::vector<CgroupEntry>& entries) const;
+  // The same in the accounting mirror; nullopt without one.
+  std::optional<std::string> accountingGroupOf(const std::vector<CgroupEntry>& entries) const;
 
   Result<std::vector<std::string>> children(std::string_view group) const { return control_.children(group); }
   // Removes base/<each class> and base in every hierarchy. EBUSY while threads remain. On v2

@@ -348,16 +348,21 @@ void Manager::reconcile() {
       on_class_changed({tid, worker->name, t.decision.class_name});
     }
     const auto* spec = policy_.findClass(t.decision.class_name);
+    const auto* host = spec->run_in.empty() ? spec : policy_.findClass(spec->run_in);  // whose group it runs in
     t.spec = spec;
     const std::string& base = process->second.base;
     t.class_group = base + "/" + spec->name;
     if (book_.boosted(tid) && !spec->boost) endBoost(tid, Nanos(monotonicNs()));  // class changed
     const bool boost = book_.boosted(tid);
-    ThreadTarget target{base + "/" + (boost ? kBoostGroup : spec->name),
-                        kernelPolicy(boost ? spec->boost->sched : spec->sched), boost ? spec->boost->nice : spec->nice};
-    settings[target.group] = boost ? cgroups::CpuSettings{100, false} : cgroups::CpuSettings{spec->cpu_weight, spec->idle};
+    // A class in another's group is boosted in place (scheduling only); others move to _boost.
+    const bool boost_moves = boost && spec->run_in.empty();
+    ThreadTarget target{base + "/" + (boost_moves ? kBoostGroup : host->name),
+                        kernelPolicy(boost ? spec->boost->sched : spec->sched), boost ? spec->boost->nice : spec->nice,
+                        t.class_group};
+    settings[target.group] = boost_moves ? cgroups::CpuSettings{100, false} : cgroups::CpuSettings{host->cpu_weight, host->idle};
     PlanItem item{tid, std::move(target),
-                  {tree_.controlGroupOf(facts->cgroups), facts->policy, facts->nice, facts->realtime}};
+                  {tree_.controlGroupOf(facts->cgroups), tree_.accountingGroupOf(facts->cgroups), facts->policy, facts->nice,
+                   facts->realtime}};
     // Born in its target group (threads inherit their creator's): in place without a move.
     if (item.observed.group == item.target.group) t.applied_group = item.target.group;
     items.push_back(std::move(item));
@@ -374,11 +379,13 @@ void Manager::reconcile() {
     }
   }
   // Moves to one group go out as one batch: one open file, writes in a burst.
-  std::map<std::string, std::vector<pid_t>> moves;
+  std::map<std::pair<std::string, std::string>, std::vector<pid_t>> moves;  // (group, accounting class)
   for (const auto& a : p.actions) {
-    if (a.kind == Action::Kind::kMove) moves[a.target.group].push_back(a.tid);
+    if (a.kind != Action::Kind::kMove) continue;
+    const auto& acct = a.target.accounting_group;
+    moves[{a.target.group, acct.empty() ? std::string() : acct.substr(acct.rfind('/') + 1)}].push_back(a.tid);
   }
-  for (const auto& [group, tids] : moves) placeBatch(group, tids, settings[group]);
+  for (const auto& [to, tids] : moves) placeBatch(to.first, to.second, tids, settings[to.first]);
   setScheduling(p);
   saveOriginals();
   stats_.reconcile_seconds.observe(static_cast<double>(monotonicNs() - started) / 1e9);
@@ -426,23 +433,29 @@ void Manager::recordOriginal(pid_t tid, pid_t tgid, const cgroups::ThreadFacts& 
   originals_dirty_ = true;
 }
 
-void Manager::placeBatch(const std::string& group, const std::vector<pid_t>& tids, cgroups::CpuSettings settings) {
+void Manager::placeBatch(const std::string& group, const std::string& accounting_class, const std::vector<pid_t>& tids,
+                         cgroups::CpuSettings settings) {
   const auto slash = group.rfind('/');
   const std::string base = group.substr(0, slash), cls = group.substr(slash + 1);
-  if (!ensured_.contains(group)) {
-    if (auto r = tree_.ensureClass(base, cls, settings); !r) {
-      log_.error("cannot set up group {}: {}", group, r.error().message);
+  const std::string accounting = accounting_class.empty() ? cls : accounting_class;
+  for (const std::string& c : {cls, accounting}) {
+    const std::string g = base + "/" + c;
+    if (ensured_.contains(g)) continue;
+    // A class running in another's group has only its accounting group (none on pure v2).
+    auto r = c == cls ? tree_.ensureClass(base, c, settings) : tree_.ensureAccounting(base, c);
+    if (!r) {
+      log_.error("cannot set up group {}: {}", g, r.error().message);
       for (size_t i = 0; i < tids.size(); ++i) countFailure(r.error(), "");
       return;
     }
-    ensured_.insert(group);
+    ensured_.insert(g);
   }
   // A boost moves the control group only: the accounting mirror keeps the thread in its class,
   // so class CPU stays exact while boosted.
   auto placed = cls == kBoostGroup ? tree_.control().moveThreads(group, tids).map([](auto items) {
     return cgroups::ClassTree::Placement{std::move(items), 0};
   })
-                                   : tree_.place(base, cls, tids);
+                                   : tree_.place(base, cls, tids, accounting);
   if (!placed) {
     countFailure(placed.error(), "move threads");
     return;
@@ -562,7 +575,7 @@ void Manager::reload(policy::Policy next) {
   // Class settings are rewritten in place on groups that stay.
   for (const auto& group : old_groups) {
     const auto slash = group.rfind('/');
-    if (const auto* spec = policy_.findClass(group.substr(slash + 1))) {
+    if (const auto* spec = policy_.findClass(group.substr(slash + 1)); spec != nullptr && spec->run_in.empty()) {
       if (auto r = tree_.ensureClass(group.substr(0, slash), spec->name, {spec->cpu_weight, spec->idle}); r) {
         ensured_.insert(group);
       } else {

@@ -201,7 +201,8 @@ class Manager {
   void reconcile();
   void recordOriginal(pid_t tid, pid_t tgid, const cgroups::ThreadFacts& facts);
   void setScheduling(const Plan& plan);
-  void placeBatch(const std::string& group, const std::vector<pid_t>& tids, cgroups::CpuSettings settings);
+  void placeBatch(const std::string& group, const std::string& accounting_class, const std::vector<pid_t>& tids,
+                  cgroups::CpuSettings settings);
   const policy::ClassSpec* classOf(const Thread& t) const { return t.spec; }
   std::string classGroupOf(const Thread& t) const;  // "<base>/<class>" of its decision
   void endBoost(pid_t tid, Nanos now);

@@ -10,7 +10,9 @@ Plan plan(const std::vector<PlanItem>& items) {
       out.realtime.push_back(item.tid);
       continue;
     }
-    if (item.observed.group != item.target.group) out.actions.push_back({Action::Kind::kMove, item.tid, item.target});
+    const bool mirror_off = !item.target.accounting_group.empty() && item.observed.accounting_group &&
+                            *item.observed.accounting_group != item.target.accounting_group;
+    if (item.observed.group != item.target.group || mirror_off) out.actions.push_back({Action::Kind::kMove, item.tid, item.target});
     if (item.observed.policy != item.target.policy || item.observed.nice != item.target.nice) {
       sched.push_back({Action::Kind::kSetSched, item.tid, item.target});
     }

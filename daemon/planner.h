@@ -14,10 +14,15 @@ struct ThreadTarget {
   std::string group;  // control-hierarchy group, relative to its root: "<base>/<class>"
   int policy = 0;     // kernel policy number
   int nice = 0;
+  // The accounting mirror's group (v1/hybrid), "<base>/<class>": differs from `group` for a
+  // class that runs in another's group, and for boosts. Empty: no mirror to keep.
+  std::string accounting_group;
+  bool operator==(const ThreadTarget&) const = default;
 };
 
 struct ThreadObservation {
   std::optional<std::string> group;  // where /proc says the thread is (control hierarchy)
+  std::optional<std::string> accounting_group;  // and in the accounting mirror, where there is one
   int policy = 0;
   int nice = 0;
   bool realtime = false;

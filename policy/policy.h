@@ -47,6 +47,11 @@ struct ClassSpec {
   ThreadSched sched = ThreadSched::kOther;
   int nice = 0;
   std::optional<BoostSpec> boost;
+  // Runs in another class's control group (that class's cpu_weight/idle apply), keeping its own
+  // scheduling, boost and accounting: offload SCHED_IDLE inside background isolates best and a
+  // boost is one sched_setattr, no cgroup move (docs/boosting.md). Empty: its own group.
+  std::string run_in;
+  SourceLocation run_in_where;
   SourceLocation where;  // last place that set it; "built-in" for untouched defaults
 };
 

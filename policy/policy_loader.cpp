@@ -90,6 +90,16 @@ class Builder {
         error(ref.where, "class '" + ref.name + "' is not defined (defined: " + join(names) + ")");
       }
     }
+    for (const auto& [n, c] : classes_) {
+      if (c.run_in.empty()) continue;
+      const auto host = classes_.find(c.run_in);
+      if (c.run_in == n) {
+        error(c.run_in_where, "class '" + n + "' cannot run_in itself");
+      } else if (host != classes_.end() && !host->second.run_in.empty()) {
+        error(c.run_in_where, "class '" + n + "' runs in '" + c.run_in + "', which itself runs in '" + host->second.run_in +
+                                  "': run_in must name a class with a group of its own");
+      }
+    }
     LoadResult out;
     std::stable_sort(diagnostics_.begin(), diagnostics_.end(), [&](const Diagnostic& a, const Diagnostic& b) {
       const auto fa = fileIndex(a.where.file), fb = fileIndex(b.where.file);
@@ -323,7 +333,7 @@ class Builder {
       c.where = at(kk);
       if (vv.IsNull()) return;
       if (!expectMap("class " + name, kk, vv)) return;
-      visitMap(vv, {"cpu_weight", "idle", "sched", "nice", "boost"}, [&](const std::string& key, const YAML::Node& k3, const YAML::Node& v3) {
+      visitMap(vv, {"cpu_weight", "idle", "sched", "nice", "boost", "run_in"}, [&](const std::string& key, const YAML::Node& k3, const YAML::Node& v3) {
         if (key == "cpu_weight") {
           if (auto x = readInt(key, k3, v3, 1, 10000)) c.cpu_weight = static_cast<uint32_t>(*x);
         } else if (key == "idle") {
@@ -334,6 +344,14 @@ class Builder {
           if (auto x = readInt(key, k3, v3, -20, 19)) c.nice = static_cast<int>(*x);
         } else if (key == "boost") {
           visitBoost(c, k3, v3);
+        } else if (key == "run_in") {
+          if (v3.IsNull()) {
+            c.run_in.clear();  // a drop-in may give the class its own group again
+          } else if (auto x = readName(key, k3, v3, kClassName, "[a-z][a-z0-9_-]{0,31}")) {
+            c.run_in = *x;
+            c.run_in_where = at(k3, v3);
+            classRef(*x, c.run_in_where);
+          }
         }
       });
     });

@@ -84,5 +84,42 @@ TEST_F(BoostTest, WaitReportBoostsTheHolderAtOnceWithinBudget) {
   EXPECT_EQ(where(holder).group, "/");
 }
 
+// offload `run_in: background`: the thread runs SCHED_IDLE in background's control group, is
+// accounted in its own mirror group, and a wait report boosts it by scheduling alone.
+TEST_F(BoostTest, ClassRunningInAnotherGroupIsBoostedInPlace) {
+  writePolicy("bg-.*", "", "background: {sched: batch, nice: 5}, offload: {run_in: background}");
+  const pid_t waiter = spawn("bg-waiter"), holder = spawn("off-holder");
+  startDaemon();
+  const auto inBackgroundGroup = [&](int policy) {
+    const auto p = where(holder);
+    return p.group == group("background") && p.policy == policy;
+  };
+  ASSERT_TRUE(waitUntil([&] { return inBackgroundGroup(cgroups::kSchedIdle); }, 5s)) << where(holder).group;
+  const auto f = proc_->thread(worker_->pid(), holder);
+  ASSERT_TRUE(f);
+  if (layout_.unified) {  // the accounting mirror keeps the class apart
+    EXPECT_EQ(cgroups::cgroupPathOf(f->cgroups, ""), group("offload"));
+  }
+  EXPECT_FALSE(fs::exists(fs::path(layout_.cpu.mount_point) / prefix_ / "tw" / "offload")) << "no control group of its own";
+
+  auto loaded = policy::loadPolicy((dir_.path() / "policy.yaml").string(), "/nonexistent");
+  ASSERT_TRUE(loaded.policy);
+  stopDaemon();  // the in-process Manager below takes over the same groups
+  daemon::Logger log(policy::LogLevel::kWarning);
+  auto tree = cgroups::ClassTree::openSystem(layout_);
+  ASSERT_TRUE(tree);
+  daemon::Manager manager(std::move(*loaded.policy), std::move(*tree), *cgroups::ProcFs::openSystem(),
+                          daemon::StateFile((dir_.path() / "state2").string()), log);
+  manager.start();
+  ASSERT_TRUE(inBackgroundGroup(cgroups::kSchedIdle));
+  const auto now = daemon::Nanos(std::chrono::steady_clock::now().time_since_epoch());
+  EXPECT_EQ(manager.reportWait(waiter, holder, now), daemon::BoostVerdict::kStarted);
+  EXPECT_TRUE(inBackgroundGroup(cgroups::kSchedOther)) << "boosted in place: " << where(holder).group;
+  ASSERT_TRUE(manager.endWait(waiter, holder, now));
+  EXPECT_TRUE(inBackgroundGroup(cgroups::kSchedIdle));
+  manager.stop();
+  EXPECT_EQ(where(holder).group, "/");
+}
+
 }  // namespace
 }  // namespace cpuclass
