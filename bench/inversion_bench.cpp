@@ -142,7 +142,7 @@ struct Result {
 
 Result runConfig(const std::string& cpuclassd, const std::string& dir, const std::string& tag, bool boost, bool report,
                  bool shared, Worker& w, int items) {
-  std::ofstream(dir + "/policy.yaml") << "daemon: {cgroup_prefix: " << tag << ", metrics_listen: 'off'}\n"
+  std::ofstream(dir + "/policy.yaml") << "daemon: {cgroup_prefix: " << tag << ", metrics_listen: 'off'" << "}\n"
                                       << "classes: {offload: {boost: " << (boost ? "true" : "false")
                                       << (shared ? ", run_in: background" : "") << "}}\n"
                                       << "workers:\n  - name: inv\n    match: {cmdline: '.*--tag=" << tag << "'}\n"
@@ -200,7 +200,9 @@ int main(int argc, char** argv) {
   w.start();
   std::this_thread::sleep_for(milliseconds(200));
   std::vector<std::string> configs;
-  for (int i = 4; i < argc; ++i) configs.push_back(argv[i]);
+  for (int i = 4; i < argc; ++i) {
+    if (argv[i][0] != '-') configs.push_back(argv[i]);  // not the --tag= of the re-exec
+  }
   if (configs.empty()) {
     configs = {"none", "detect", "shared-none", "shared-detect"};
     if (std::getenv("DBUS_SYSTEM_BUS_ADDRESS") != nullptr) configs.insert(configs.end(), {"wait", "shared-wait"});
@@ -214,7 +216,7 @@ int main(int argc, char** argv) {
       const std::string mode = shared ? c.substr(7) : c;
       const Result res = runConfig(cpuclassd, dir, tag, mode != "none", mode == "wait", shared, w, items);
       results[c].push_back(res);
-      std::printf("rep %d %-13s item p50 %7.2f ms  p99 %7.2f ms  offload share %5.2f%%  daemon CPU %5.2f%%\n", r + 1,
+      std::printf("rep %d %-18s item p50 %7.2f ms  p99 %7.2f ms  offload share %5.2f%%  daemon CPU %5.2f%%\n", r + 1,
                   c.c_str(), res.p50, res.p99, 100 * res.offload_share, 100 * res.daemon_cpu);
       std::fflush(stdout);
     }

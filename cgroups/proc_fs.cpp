@@ -88,6 +88,12 @@ Result<std::string> ProcFs::cmdline(pid_t pid) const {
   return text;
 }
 
+Result<uint64_t> ProcFs::voluntarySwitches(pid_t pid, pid_t tid) const {
+  auto text = root_.read(std::to_string(pid) + "/task/" + std::to_string(tid) + "/status");
+  if (!text) return tl::unexpected(text.error());
+  return parseVoluntarySwitches(*text);
+}
+
 Result<std::string> ProcFs::exe(pid_t pid) const {
   const std::string rel = std::to_string(pid) + "/exe";
   char buf[4096];

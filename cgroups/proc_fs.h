@@ -39,6 +39,7 @@ class ProcFs {
   Result<ThreadFacts> thread(pid_t pid, pid_t tid, bool runtime = false) const;
   Result<std::string> cmdline(pid_t pid) const;  // NUL separators turned into spaces
   Result<std::string> exe(pid_t pid) const;      // readlink of /proc/<pid>/exe
+  Result<uint64_t> voluntarySwitches(pid_t pid, pid_t tid) const;  // times the thread slept
   Result<std::string> read(pid_t pid, pid_t tid, std::string_view file) const;
 
   const Dir& root() const { return root_; }

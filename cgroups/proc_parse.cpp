@@ -50,6 +50,16 @@ Result<SchedStat> parseSchedStat(std::string_view text) {
   return SchedStat{*a, *b, *c};
 }
 
+Result<uint64_t> parseVoluntarySwitches(std::string_view status_text) {
+  for (const auto line : splitLines(status_text)) {
+    const auto f = splitFields(line);
+    if (f.size() == 2 && f[0] == "voluntary_ctxt_switches:") {
+      if (const auto n = parseUint(f[1])) return *n;
+    }
+  }
+  return fail(EINVAL, "status: no voluntary_ctxt_switches");
+}
+
 Result<std::vector<CgroupEntry>> parseProcCgroup(std::string_view text) {
   std::vector<CgroupEntry> out;
   for (const auto line : splitLines(text)) {

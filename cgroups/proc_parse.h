@@ -44,6 +44,9 @@ struct SchedStat {
 };
 Result<SchedStat> parseSchedStat(std::string_view text);
 
+// voluntary_ctxt_switches from /proc/<pid>/task/<tid>/status: how often the thread slept.
+Result<uint64_t> parseVoluntarySwitches(std::string_view status_text);
+
 // One line of /proc/<pid>/task/<tid>/cgroup: "hierarchy-id:controllers:path".
 struct CgroupEntry {
   int hierarchy_id = 0;

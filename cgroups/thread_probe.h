@@ -17,6 +17,7 @@ namespace cpuclass::cgroups {
 struct LiveSample {
   char state = '?';         // stat field 3: R runnable or running, S, D, ...
   uint64_t runtime_ns = 0;  // schedstat field 1
+  bool has_runtime = false;  // read for runnable threads, and for others when asked
 };
 
 // Pure: the state letter from stat text (after the last ')').
@@ -29,7 +30,8 @@ class ThreadProbe {
   static Result<ThreadProbe> open(const ProcFs& proc, pid_t pid, pid_t tid);
   // State only; runtime_ns is read (and schedstat opened) only when the thread is runnable.
   // isGone() errors once the thread has exited.
-  Result<LiveSample> read();
+  // `runtime_always`: read schedstat also for a sleeping thread (one more pread).
+  Result<LiveSample> read(bool runtime_always = false);
 
  private:
   ThreadProbe(UniqueFd stat, int proc_fd, std::string dir) : stat_(std::move(stat)), proc_fd_(proc_fd), dir_(std::move(dir)) {}

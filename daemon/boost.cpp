@@ -5,6 +5,7 @@
 namespace cpuclass::daemon {
 
 bool StarvationDetector::observe(pid_t tid, Nanos now, LiveSample sample, double starved_below) {
+  if (!sample.has_runtime) return false;  // asleep and not measured: the baseline stays
   const auto it = previous_.find(tid);
   bool starving = false;
   if (it != previous_.end() && now > it->second.at && sample.runtime_ns >= it->second.runtime_ns) {
@@ -35,6 +36,7 @@ BoostVerdict BoostBook::request(pid_t tid, const std::string& worker, Nanos now,
                                 bool explicit_wait) {
   if (const auto it = active_.find(tid); it != active_.end()) {
     it->second.deadline = std::max(it->second.deadline, now + limits.window);
+    it->second.explicit_wait |= explicit_wait;
     return BoostVerdict::kAlreadyBoosted;
   }
   if (const auto it = cooldowns_.find(tid); it != cooldowns_.end() && now < it->second.until && !explicit_wait) {
@@ -45,7 +47,7 @@ BoostVerdict BoostBook::request(pid_t tid, const std::string& worker, Nanos now,
   while (!recent_starts_.empty() && recent_starts_.front() <= now - std::chrono::seconds(1)) recent_starts_.pop_front();
   if (recent_starts_.size() >= limits.max_per_second) return BoostVerdict::kRateLimited;
   recent_starts_.push_back(now);
-  active_[tid] = {worker, now, now + limits.window, limits.cooldown, limits.max_cooldown};
+  active_[tid] = {worker, now, now + limits.window, limits.cooldown, limits.max_cooldown, explicit_wait};
   return BoostVerdict::kStarted;
 }
 
@@ -58,7 +60,7 @@ std::optional<EndedBoost> BoostBook::end(pid_t tid, Nanos now) {
   return e;
 }
 
-std::vector<EndedBoost> BoostBook::expire(Nanos now) {
+std::vector<EndedBoost> BoostBook::expire(Nanos now, const std::function<bool(pid_t)>& slept) {
   std::vector<EndedBoost> out;
   for (auto it = active_.begin(); it != active_.end();) {
     const Active& a = it->second;
@@ -66,11 +68,16 @@ std::vector<EndedBoost> BoostBook::expire(Nanos now) {
       ++it;
       continue;
     }
+    out.push_back({it->first, a.worker, now - a.started});
+    if (slept && slept(it->first)) {
+      cooldowns_.erase(it->first);
+      it = active_.erase(it);
+      continue;
+    }
     auto& c = cooldowns_[it->first];
     const Nanos cool = c.next.count() == 0 ? a.cooldown : c.next;
     c.until = now + cool;
     c.next = std::min(cool * 2, std::max(a.max_cooldown, a.cooldown));
-    out.push_back({it->first, a.worker, now - a.started});
     it = active_.erase(it);
   }
   return out;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -22,7 +23,8 @@ using Nanos = std::chrono::nanoseconds;
 using cgroups::LiveSample;
 
 // Starving = runnable ('R') and the runtime grew by less than `starved_below` of the time since
-// the previous sample. schedstat's run_delay is no use here: the kernel adds to it only when the
+// the previous sample. A sample taken while the thread slept is a baseline too: a thread that
+// woke and has not run since is found starving at its first runnable look, one poll sooner. schedstat's run_delay is no use here: the kernel adds to it only when the
 // waiting thread finally runs (KERNEL_NOTES).
 class StarvationDetector {
  public:
@@ -74,11 +76,18 @@ class BoostBook {
   // `explicit_wait`: a worker reported that someone waits on tid; cooldowns do not apply.
   BoostVerdict request(pid_t tid, const std::string& worker, Nanos now, const BoostLimits& limits,
                        bool explicit_wait = false);
-  // Boosts past their deadline, now ended with a cooldown; the caller reverts them.
-  std::vector<EndedBoost> expire(Nanos now);
+  // Boosts past their deadline, now ended; the caller reverts them. A thread that never slept
+  // during its boost was CPU-hungry and gets a cooldown; `slept(tid)` tells one that did (it
+  // served waits back to back, faster than a poll could see it asleep) and leaves none.
+  std::vector<EndedBoost> expire(Nanos now, const std::function<bool(pid_t)>& slept = {});
   // Ends one boost early: the thread slept, the wait ended, or it exited. No cooldown follows.
   std::optional<EndedBoost> end(pid_t tid, Nanos now);
   bool boosted(pid_t tid) const { return active_.contains(tid); }
+  // Whether tid's boost was asked for by a reported wait (or an operator), not detected.
+  bool explicitWait(pid_t tid) const {
+    const auto it = active_.find(tid);
+    return it != active_.end() && it->second.explicit_wait;
+  }
   size_t active() const { return active_.size(); }
   size_t activeFor(const std::string& worker) const;
   std::vector<pid_t> boostedThreads() const;
@@ -90,6 +99,7 @@ class BoostBook {
     Nanos deadline;
     Nanos cooldown;
     Nanos max_cooldown;
+    bool explicit_wait = false;
   };
   struct Cooldown {
     Nanos until{};

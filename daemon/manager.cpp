@@ -356,8 +356,9 @@ void Manager::reconcile() {
     const bool boost = book_.boosted(tid);
     // A class in another's group is boosted in place (scheduling only); others move to _boost.
     const bool boost_moves = boost && spec->run_in.empty();
+    const int boost_nice = boost && book_.explicitWait(tid) ? spec->boost->wait_nice : boost ? spec->boost->nice : 0;
     ThreadTarget target{base + "/" + (boost_moves ? kBoostGroup : host->name),
-                        kernelPolicy(boost ? spec->boost->sched : spec->sched), boost ? spec->boost->nice : spec->nice,
+                        kernelPolicy(boost ? spec->boost->sched : spec->sched), boost ? boost_nice : spec->nice,
                         t.class_group};
     settings[target.group] = boost_moves ? cgroups::CpuSettings{100, false} : cgroups::CpuSettings{host->cpu_weight, host->idle};
     PlanItem item{tid, std::move(target),
@@ -640,6 +641,12 @@ void Manager::finishBoost(const EndedBoost& e) {
   }
 }
 
+void Manager::boostStarted(pid_t tid, Thread& t) {
+  t.switches_at_boost = proc_.voluntarySwitches(t.tgid, tid).value_or(UINT64_MAX);
+  dirty_.emplace(tid, t.tgid);
+  if (on_boost) on_boost(tid, true);
+}
+
 void Manager::endBoost(pid_t tid, Nanos now) {
   if (auto e = book_.end(tid, now)) finishBoost(*e);
 }
@@ -647,7 +654,15 @@ void Manager::endBoost(pid_t tid, Nanos now) {
 
 bool Manager::pollStarvation(Nanos now) {
   bool changed = false;
-  for (const auto& e : book_.expire(now)) {
+  // A boost that ran out its window while the thread kept sleeping and waking (back-to-back
+  // items) was no CPU hog: no cooldown.
+  const auto slept = [this](pid_t tid) {
+    const auto t = threads_.find(tid);
+    if (t == threads_.end()) return false;
+    const auto n = proc_.voluntarySwitches(t->second.tgid, tid);
+    return n && *n > t->second.switches_at_boost;
+  };
+  for (const auto& e : book_.expire(now, slept)) {
     finishBoost(e);
     changed = true;
   }
@@ -692,16 +707,16 @@ bool Manager::pollStarvation(Nanos now) {
         if (!opened) continue;  // exited: the exit event or the next rescan cleans up
         probe = probes_.emplace(tid, std::move(*opened)).first;
       }
-      const auto sample = probe->second.read();
+      // A thread runnable at the last look and asleep now: its runtime is the baseline for its
+      // next wake-up (runtime does not grow while it sleeps).
+      const auto sample = probe->second.read(t.was_runnable);
       if (!sample) {
         probes_.erase(probe);
         continue;
       }
       const auto* spec = classOf(t);
       t.was_runnable = sample->state == 'R';
-      // Asleep: not starving, and its next runnable look starts a fresh baseline.
-      if (!t.was_runnable) detector_.forget(tid);
-      const bool starving = t.was_runnable && detector_.observe(tid, now, *sample, spec->boost->starved_below);
+      const bool starving = detector_.observe(tid, now, *sample, spec->boost->starved_below);
       if (book_.boosted(tid)) {
         // Done with its work: asleep again. A holder someone waits on keeps its boost.
         if (!t.was_runnable && waiters_[tid].empty() && !pinned_.contains(tid)) {
@@ -718,9 +733,8 @@ bool Manager::pollStarvation(Nanos now) {
       const auto verdict = book_.request(tid, process->second.worker, now, limitsOf(*spec->boost));
       if (verdict == BoostVerdict::kStarted) {
         ++counters.boosts_started;
-        dirty_.emplace(tid, t.tgid);
+        boostStarted(tid, t);
         changed = true;
-        if (on_boost) on_boost(tid, true);
         log_.debug("tid {} starves in {}; boosted", tid, classGroupOf(t));
       } else if (refused(verdict)) {
         ++counters.boosts_refused;
@@ -748,8 +762,10 @@ Result<BoostVerdict> Manager::reportWait(pid_t waiter, pid_t holder, Nanos now) 
   const auto verdict = book_.request(holder, process->second.worker, now, limitsOf(*spec->boost), true);
   if (verdict == BoostVerdict::kStarted) {
     ++counters.boosts_started;
-    if (on_boost) on_boost(holder, true);
-    dirty_.emplace(holder, h->second.tgid);
+    boostStarted(holder, h->second);
+    reconcile();
+  } else if (verdict == BoostVerdict::kAlreadyBoosted) {
+    dirty_.emplace(holder, h->second.tgid);  // a detected boost becomes a reported one: wait_nice
     reconcile();
   } else if (refused(verdict)) {
     ++counters.boosts_refused;
@@ -893,8 +909,7 @@ Result<BoostVerdict> Manager::boost(pid_t tid, Nanos window, Nanos now) {
   if (!refused(verdict)) pinned_.insert(tid);
   if (verdict == BoostVerdict::kStarted) {
     ++counters.boosts_started;
-    if (on_boost) on_boost(tid, true);
-    dirty_.emplace(tid, t->tgid);
+    boostStarted(tid, *t);
     reconcile();
   } else if (refused(verdict)) {
     ++counters.boosts_refused;

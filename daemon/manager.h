@@ -184,6 +184,7 @@ class Manager {
     uint64_t created_ns = 0;  // fork event time, until placed
     bool realtime_reported = false;
     bool was_runnable = false;  // at the last starvation look: polled every time while true
+    uint64_t switches_at_boost = 0;  // voluntary context switches when its boost started
   };
 
   // The base for a new process of `worker`: on v2 inside its delegated cgroup, which becomes the
@@ -206,6 +207,7 @@ class Manager {
   const policy::ClassSpec* classOf(const Thread& t) const { return t.spec; }
   std::string classGroupOf(const Thread& t) const;  // "<base>/<class>" of its decision
   void endBoost(pid_t tid, Nanos now);
+  void boostStarted(pid_t tid, Thread& t);  // counters aside: signal, baseline, placement
   void forgetBoostState(pid_t tid);  // the thread exited
   void finishBoost(const EndedBoost& e);
   void restoreThread(pid_t tid);

@@ -31,6 +31,9 @@ struct BoostSpec {
   std::chrono::milliseconds window{50};  // a boost never lasts longer
   ThreadSched sched = ThreadSched::kOther;  // the thread's policy while boosted
   int nice = 0;
+  // The nice of a boost a worker asked for (a reported wait: someone is blocked for sure); a
+  // starvation the daemon detected is a guess and gets `nice`.
+  int wait_nice = -10;
   uint32_t max_per_worker = 4;    // boosted threads at once, per worker
   uint32_t max_total = 64;        // boosted threads at once, all workers
   uint32_t max_per_second = 200;  // boosts started per second, all workers

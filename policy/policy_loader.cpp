@@ -371,8 +371,8 @@ class Builder {
       return;
     }
     BoostSpec b = c.boost.value_or(BoostSpec{});
-    visitMap(v, {"starved_below", "window", "sched", "nice", "max_per_worker", "max_total", "max_per_second", "cooldown",
-                 "max_cooldown"},
+    visitMap(v, {"starved_below", "window", "sched", "nice", "wait_nice", "max_per_worker", "max_total", "max_per_second",
+                 "cooldown", "max_cooldown"},
              [&](const std::string& key, const YAML::Node& kk, const YAML::Node& vv) {
                if (key == "starved_below") {
                  if (auto x = readInt(key + " (percent of a poll interval)", kk, vv, 1, 90)) b.starved_below = static_cast<double>(*x) / 100;
@@ -386,6 +386,8 @@ class Builder {
                  if (auto x = readSched(key, kk, vv)) b.sched = *x;
                } else if (key == "nice") {
                  if (auto x = readInt(key, kk, vv, -20, 19)) b.nice = static_cast<int>(*x);
+               } else if (key == "wait_nice") {
+                 if (auto x = readInt(key, kk, vv, -20, 19)) b.wait_nice = static_cast<int>(*x);
                } else if (key == "max_per_worker") {
                  if (auto x = readInt(key, kk, vv, 0, 100000)) b.max_per_worker = static_cast<uint32_t>(*x);
                } else if (key == "max_total") {

@@ -32,6 +32,12 @@ TEST(ProcParse, StatWithParenthesesInCommAndIdlePolicy) {
   EXPECT_EQ(st->rt_priority, 0);
 }
 
+TEST(ProcParse, VoluntarySwitchesFromStatus) {
+  const char* status = "Name:\toff-1\nState:\tS (sleeping)\nvoluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t9\n";
+  EXPECT_EQ(parseVoluntarySwitches(status), 1234u);
+  EXPECT_FALSE(parseVoluntarySwitches("Name:\tx\n"));
+}
+
 TEST(ProcParse, TruncatedStatIsAnError) {
   const auto st = parseStat("12 (x) S 1 2 3");
   ASSERT_FALSE(st);

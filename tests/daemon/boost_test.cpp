@@ -11,25 +11,36 @@ constexpr uint64_t kMs = 1'000'000;
 
 TEST(StarvationDetector, RunnableAndNotRunningStarves) {
   StarvationDetector d;
-  EXPECT_FALSE(d.observe(1, milliseconds(0), {'R', 0}, 0.1));           // baseline only
-  EXPECT_TRUE(d.observe(1, milliseconds(10), {'R', 500'000}, 0.1));     // ran 0.5 ms of 10 ms
-  EXPECT_FALSE(d.observe(1, milliseconds(20), {'R', 500'000 + 2 * kMs}, 0.1));  // ran 2 ms: progressing
-  EXPECT_FALSE(d.observe(1, milliseconds(30), {'S', 500'000 + 2 * kMs}, 0.1));  // asleep: not starving
+  EXPECT_FALSE(d.observe(1, milliseconds(0), {'R', 0, true}, 0.1));           // baseline only
+  EXPECT_TRUE(d.observe(1, milliseconds(10), {'R', 500'000, true}, 0.1));     // ran 0.5 ms of 10 ms
+  EXPECT_FALSE(d.observe(1, milliseconds(20), {'R', 500'000 + 2 * kMs, true}, 0.1));  // ran 2 ms: progressing
+  EXPECT_FALSE(d.observe(1, milliseconds(30), {'S', 500'000 + 2 * kMs, true}, 0.1));  // asleep: not starving
 }
 
 TEST(StarvationDetector, ThresholdIsAShareOfTheElapsedTime) {
   StarvationDetector d;
-  d.observe(1, milliseconds(0), {'R', 0}, 0.1);
-  EXPECT_TRUE(d.observe(1, milliseconds(50), {'R', 4 * kMs}, 0.1));  // 4 ms of 50 ms < 10%
-  EXPECT_FALSE(d.observe(1, milliseconds(60), {'R', 5 * kMs}, 0.1));  // 1 ms of 10 ms: exactly 10%
+  d.observe(1, milliseconds(0), {'R', 0, true}, 0.1);
+  EXPECT_TRUE(d.observe(1, milliseconds(50), {'R', 4 * kMs, true}, 0.1));  // 4 ms of 50 ms < 10%
+  EXPECT_FALSE(d.observe(1, milliseconds(60), {'R', 5 * kMs, true}, 0.1));  // 1 ms of 10 ms: exactly 10%
   d.forget(1);
-  EXPECT_FALSE(d.observe(1, milliseconds(70), {'R', 5 * kMs}, 0.1));  // baseline again
+  EXPECT_FALSE(d.observe(1, milliseconds(70), {'R', 5 * kMs, true}, 0.1));  // baseline again
+}
+
+// A sample taken asleep is a baseline: woken and not run since means starving at the first
+// runnable look; a sleeping look without runtime leaves the baseline as it was.
+TEST(StarvationDetector, SleepingSampleIsTheBaselineForTheWakeUp) {
+  StarvationDetector d;
+  EXPECT_FALSE(d.observe(1, milliseconds(0), {'S', 3 * kMs, true}, 0.1));
+  EXPECT_FALSE(d.observe(1, milliseconds(10), {'S', 0, false}, 0.1));   // idle look: stat only
+  EXPECT_TRUE(d.observe(1, milliseconds(20), {'R', 3 * kMs, true}, 0.1));  // woke, never ran
+  EXPECT_FALSE(d.observe(2, milliseconds(0), {'S', 0, false}, 0.1));
+  EXPECT_FALSE(d.observe(2, milliseconds(10), {'R', 0, true}, 0.1));  // no baseline yet
 }
 
 TEST(StarvationDetector, ReusedTidWithSmallerRuntimeIsABaseline) {
   StarvationDetector d;
-  d.observe(7, milliseconds(0), {'R', 50 * kMs}, 0.1);
-  EXPECT_FALSE(d.observe(7, milliseconds(10), {'R', 0}, 0.1));
+  d.observe(7, milliseconds(0), {'R', 50 * kMs, true}, 0.1);
+  EXPECT_FALSE(d.observe(7, milliseconds(10), {'R', 0, true}, 0.1));
 }
 
 BoostLimits limits() {
@@ -75,6 +86,20 @@ TEST(BoostBook, CpuHungryThreadBacksOffExponentially) {
   ASSERT_EQ(b.expire(milliseconds(210)).size(), 1u);  // 80 ms, capped at 70
   EXPECT_EQ(b.request(1, "db", milliseconds(279), l), BoostVerdict::kCoolingDown);
   EXPECT_EQ(b.request(1, "db", milliseconds(280), l), BoostVerdict::kStarted);
+}
+
+// A thread serving items back to back sleeps between them faster than a poll sees: its boost
+// runs out the window although it is no CPU hog. Having slept, it gets no cooldown.
+TEST(BoostBook, ExpiredBoostOfAThreadThatSleptLeavesNoCooldown) {
+  BoostBook b;
+  const auto l = limits();
+  ASSERT_EQ(b.request(1, "db", milliseconds(0), l), BoostVerdict::kStarted);
+  ASSERT_EQ(b.request(2, "db", milliseconds(0), l), BoostVerdict::kStarted);
+  const auto ended = b.expire(milliseconds(50), [](pid_t tid) { return tid == 1; });
+  ASSERT_EQ(ended.size(), 2u);
+  EXPECT_EQ(ended[0].duration, milliseconds(50));
+  EXPECT_EQ(b.request(1, "db", milliseconds(51), l), BoostVerdict::kStarted);
+  EXPECT_EQ(b.request(2, "db", milliseconds(51), l), BoostVerdict::kCoolingDown);
 }
 
 TEST(BoostBook, ExplicitWaitIgnoresTheCooldown) {
