@@ -10,6 +10,7 @@
 // when DBUS_SYSTEM_BUS_ADDRESS is set (bench/with_private_bus), wait (the waiter reports each wait
 // through libcpuclass; detection stays on). shared-none, shared-detect, shared-wait: the same with
 // `offload: {run_in: background}` (SCHED_IDLE inside the hogs' group; a boost is sched only).
+// CPUCLASS_BENCH_POLL (e.g. 5ms) sets the daemon's starvation_poll.
 // Needs root and a cgroup v1 cpu hierarchy; uses cgroup prefix cpuclass-inv-<pid>.
 #include <fcntl.h>
 #include <signal.h>
@@ -142,7 +143,9 @@ struct Result {
 
 Result runConfig(const std::string& cpuclassd, const std::string& dir, const std::string& tag, bool boost, bool report,
                  bool shared, Worker& w, int items) {
-  std::ofstream(dir + "/policy.yaml") << "daemon: {cgroup_prefix: " << tag << ", metrics_listen: 'off'" << "}\n"
+  const char* poll = std::getenv("CPUCLASS_BENCH_POLL");  // e.g. 5ms; default: the policy default
+  std::ofstream(dir + "/policy.yaml") << "daemon: {cgroup_prefix: " << tag << ", metrics_listen: 'off'"
+                                      << (poll != nullptr ? std::string(", starvation_poll: ") + poll : "") << "}\n"
                                       << "classes: {offload: {boost: " << (boost ? "true" : "false")
                                       << (shared ? ", run_in: background" : "") << "}}\n"
                                       << "workers:\n  - name: inv\n    match: {cmdline: '.*--tag=" << tag << "'}\n"

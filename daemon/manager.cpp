@@ -92,7 +92,6 @@ std::string Manager::status() const {
   return line;
 }
 
-std::string Manager::classGroupOf(const Thread& t) const { return t.class_group; }
 
 std::vector<ClassGroupCount> Manager::classGroups() const {
   // Boosted threads count in their class: the boost group is a place, not a class.
@@ -668,12 +667,15 @@ bool Manager::pollStarvation(Nanos now) {
   }
   // PSI gate: a class group whose "some" total did not grow had no thread waiting for a CPU
   // since the last poll; its idle threads need no look this time.
-  std::map<std::string, bool> waited;
+  // This loop runs every poll over every managed thread: no copies, no allocations per thread.
+  std::map<std::string_view, bool> waited;
   std::vector<pid_t> hot, idle;
+  hot.reserve(64);
+  idle.reserve(threads_.size());
   for (const auto& [tid, t] : threads_) {
     const auto* spec = classOf(t);
     if (spec == nullptr || !spec->boost || !t.applied_group) continue;
-    const std::string group = classGroupOf(t);
+    const std::string& group = classGroupOf(t);
     auto w = waited.find(group);
     if (w == waited.end()) {
       const auto slash = group.rfind('/');

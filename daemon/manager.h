@@ -205,7 +205,7 @@ class Manager {
   void placeBatch(const std::string& group, const std::string& accounting_class, const std::vector<pid_t>& tids,
                   cgroups::CpuSettings settings);
   const policy::ClassSpec* classOf(const Thread& t) const { return t.spec; }
-  std::string classGroupOf(const Thread& t) const;  // "<base>/<class>" of its decision
+  const std::string& classGroupOf(const Thread& t) const { return t.class_group; }  // "<base>/<class>"
   void endBoost(pid_t tid, Nanos now);
   void boostStarted(pid_t tid, Thread& t);  // counters aside: signal, baseline, placement
   void forgetBoostState(pid_t tid);  // the thread exited
