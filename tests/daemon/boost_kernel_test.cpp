@@ -74,6 +74,7 @@ TEST_F(BoostTest, WaitReportBoostsTheHolderAtOnceWithinBudget) {
   const auto now = daemon::Nanos(std::chrono::steady_clock::now().time_since_epoch());
   EXPECT_EQ(manager.reportWait(waiter, holder, now), daemon::BoostVerdict::kStarted);
   EXPECT_TRUE(inBoost(holder));  // synchronously: no poll in between
+  EXPECT_EQ(where(holder).nice, -10);  // a reported wait boosts at wait_nice
   EXPECT_EQ(manager.reportWait(waiter, other, now), daemon::BoostVerdict::kWorkerBudget);
   EXPECT_EQ(manager.reportWait(waiter, waiter, now).error().code, EINVAL);  // background has no boost
   EXPECT_EQ(manager.reportWait(waiter, 999999, now).error().code, ESRCH);
@@ -115,6 +116,7 @@ TEST_F(BoostTest, ClassRunningInAnotherGroupIsBoostedInPlace) {
   const auto now = daemon::Nanos(std::chrono::steady_clock::now().time_since_epoch());
   EXPECT_EQ(manager.reportWait(waiter, holder, now), daemon::BoostVerdict::kStarted);
   EXPECT_TRUE(inBackgroundGroup(cgroups::kSchedOther)) << "boosted in place: " << where(holder).group;
+  EXPECT_EQ(where(holder).nice, -10);
   ASSERT_TRUE(manager.endWait(waiter, holder, now));
   EXPECT_TRUE(inBackgroundGroup(cgroups::kSchedIdle));
   manager.stop();
