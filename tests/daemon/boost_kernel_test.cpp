@@ -16,6 +16,20 @@ class BoostTest : public DaemonTest {
     const auto p = where(tid);
     return p.group == "/" + prefix_ + "/tw/_boost" && p.policy == cgroups::kSchedOther;
   }
+  // The Manager in-process, on the test's policy (adjusted by `tune`), for synchronous checks.
+  std::unique_ptr<daemon::Manager> inProcessManager(const std::function<void(policy::Policy&)>& tune = {}) {
+    auto loaded = policy::loadPolicy((dir_.path() / "policy.yaml").string(), "/nonexistent");
+    EXPECT_TRUE(loaded.policy);
+    if (tune) tune(*loaded.policy);
+    auto tree = cgroups::ClassTree::openSystem(layout_);
+    EXPECT_TRUE(tree);
+    auto m = std::make_unique<daemon::Manager>(std::move(*loaded.policy), std::move(*tree), *cgroups::ProcFs::openSystem(),
+                                               daemon::StateFile((dir_.path() / "state-in-process").string()), log_);
+    m->start();
+    return m;
+  }
+  daemon::Logger log_{policy::LogLevel::kWarning};
+
   std::vector<pid_t> spinHogs(int n) {
     std::vector<pid_t> hogs;
     for (int i = 0; i < n; ++i) {
@@ -57,19 +71,14 @@ TEST_F(BoostTest, ABoostNeverOutlivesItsWindow) {
   EXPECT_EQ(worker_->ask("park " + std::to_string(off)), "ok");
 }
 
-// The wait-report core, driven in-process until the D-Bus method exists.
+// The wait-report core, driven in-process (synchronous: no bus, no poll in between).
 TEST_F(BoostTest, WaitReportBoostsTheHolderAtOnceWithinBudget) {
   const pid_t waiter = spawn("bg-waiter"), holder = spawn("off-holder"), other = spawn("off-other");
-  auto loaded = policy::loadPolicy((dir_.path() / "policy.yaml").string(), "/nonexistent");
-  ASSERT_TRUE(loaded.policy);
-  loaded.policy->classes[2].boost->max_per_worker = 1;  // offload
-  ASSERT_EQ(loaded.policy->classes[2].name, "offload");
-  daemon::Logger log(policy::LogLevel::kWarning);
-  auto tree = cgroups::ClassTree::openSystem(layout_);
-  ASSERT_TRUE(tree);
-  daemon::Manager manager(std::move(*loaded.policy), std::move(*tree), *cgroups::ProcFs::openSystem(),
-                          daemon::StateFile((dir_.path() / "state").string()), log);
-  manager.start();
+  auto m = inProcessManager([](policy::Policy& p) {
+    ASSERT_EQ(p.classes[2].name, "offload");
+    p.classes[2].boost->max_per_worker = 1;
+  });
+  auto& manager = *m;
   ASSERT_TRUE(placedAs(holder, "offload"));
   const auto now = daemon::Nanos(std::chrono::steady_clock::now().time_since_epoch());
   EXPECT_EQ(manager.reportWait(waiter, holder, now), daemon::BoostVerdict::kStarted);
@@ -103,15 +112,9 @@ TEST_F(BoostTest, ClassRunningInAnotherGroupIsBoostedInPlace) {
   }
   EXPECT_FALSE(fs::exists(fs::path(layout_.cpu.mount_point) / prefix_ / "tw" / "offload")) << "no control group of its own";
 
-  auto loaded = policy::loadPolicy((dir_.path() / "policy.yaml").string(), "/nonexistent");
-  ASSERT_TRUE(loaded.policy);
   stopDaemon();  // the in-process Manager below takes over the same groups
-  daemon::Logger log(policy::LogLevel::kWarning);
-  auto tree = cgroups::ClassTree::openSystem(layout_);
-  ASSERT_TRUE(tree);
-  daemon::Manager manager(std::move(*loaded.policy), std::move(*tree), *cgroups::ProcFs::openSystem(),
-                          daemon::StateFile((dir_.path() / "state2").string()), log);
-  manager.start();
+  auto m = inProcessManager();
+  auto& manager = *m;
   ASSERT_TRUE(inBackgroundGroup(cgroups::kSchedIdle));
   const auto now = daemon::Nanos(std::chrono::steady_clock::now().time_since_epoch());
   EXPECT_EQ(manager.reportWait(waiter, holder, now), daemon::BoostVerdict::kStarted);
