@@ -24,8 +24,9 @@ using cgroups::LiveSample;
 
 // Starving = runnable ('R') and the runtime grew by less than `starved_below` of the time since
 // the previous sample. A sample taken while the thread slept is a baseline too: a thread that
-// woke and has not run since is found starving at its first runnable look, one poll sooner. schedstat's run_delay is no use here: the kernel adds to it only when the
-// waiting thread finally runs (KERNEL_NOTES).
+// woke and has not run since is found starving at its first runnable look, one poll sooner.
+// schedstat's run_delay is no use here: the kernel adds to it only when the waiting thread
+// finally runs (KERNEL_NOTES).
 class StarvationDetector {
  public:
   // The first sample of a thread only sets its baseline.

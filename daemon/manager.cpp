@@ -92,7 +92,6 @@ std::string Manager::status() const {
   return line;
 }
 
-
 std::vector<ClassGroupCount> Manager::classGroups() const {
   // Boosted threads count in their class: the boost group is a place, not a class.
   std::map<std::string, uint64_t> counts;
@@ -208,7 +207,9 @@ void Manager::releaseProcess(pid_t pid) {
 }
 
 void Manager::tryRemoveGroups(const std::string& base) {
-  const auto uses = [&](auto pred) { return std::any_of(processes_.begin(), processes_.end(), [&](const auto& e) { return pred(e.second); }); };
+  const auto uses = [&](auto pred) {
+    return std::any_of(processes_.begin(), processes_.end(), [&](const auto& e) { return pred(e.second); });
+  };
   if (uses([&](const Process& p) { return p.base == base; })) return;
   const auto owner = bases_.find(base);
   const std::string worker = owner != bases_.end() ? owner->second : base;
@@ -355,10 +356,9 @@ void Manager::reconcile() {
     const bool boost = book_.boosted(tid);
     // A class in another's group is boosted in place (scheduling only); others move to _boost.
     const bool boost_moves = boost && spec->run_in.empty();
-    const int boost_nice = boost && book_.explicitWait(tid) ? spec->boost->wait_nice : boost ? spec->boost->nice : 0;
+    const int nice = !boost ? spec->nice : book_.explicitWait(tid) ? spec->boost->wait_nice : spec->boost->nice;
     ThreadTarget target{base + "/" + (boost_moves ? kBoostGroup : host->name),
-                        kernelPolicy(boost ? spec->boost->sched : spec->sched), boost ? boost_nice : spec->nice,
-                        t.class_group};
+                        kernelPolicy(boost ? spec->boost->sched : spec->sched), nice, t.class_group};
     settings[target.group] = boost_moves ? cgroups::CpuSettings{100, false} : cgroups::CpuSettings{host->cpu_weight, host->idle};
     PlanItem item{tid, std::move(target),
                   {tree_.controlGroupOf(facts->cgroups), tree_.accountingGroupOf(facts->cgroups), facts->policy, facts->nice,
