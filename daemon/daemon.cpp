@@ -167,7 +167,11 @@ class Loop {
     try {
       self->manager_.rescan();
       self->publisher_.publish(self->manager_);
-      sd_notifyf(false, "STATUS=%s", self->manager_.status().c_str());
+      // Only news: every datagram is work for PID 1 (and a full queue would block us).
+      if (auto status = self->manager_.status(); status != self->last_status_) {
+        sd_notifyf(false, "STATUS=%s", status.c_str());
+        self->last_status_ = std::move(status);
+      }
     } catch (const std::exception& e) {
       self->log_.error("rescan: {}", e.what());
     }
@@ -195,6 +199,7 @@ class Loop {
   std::optional<cgroups::ProcConnector> connector_;
   sd_event* event_ = nullptr;
   std::vector<sd_event_source*> sources_;
+  std::string last_status_;  // the STATUS= last sent to the service manager
 };
 
 }  // namespace

@@ -97,23 +97,39 @@ NotifySocket::NotifySocket(const std::string& path) : path_(path) {
   std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
   ::unlink(path.c_str());
   if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("bind " + path);
+  reader_ = std::thread([this] { drain(); });
 }
 
 NotifySocket::~NotifySocket() {
+  stop_ = true;
+  reader_.join();
   ::close(fd_);
   ::unlink(path_.c_str());
 }
 
-bool NotifySocket::waitFor(const std::string& text, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return false;
+void NotifySocket::drain() {
+  while (!stop_) {
     pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+    if (::poll(&p, 1, 50) <= 0) continue;
     char buf[4096];
     const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n > 0 && std::string(buf, static_cast<size_t>(n)).find(text) != std::string::npos) return true;
+    if (n <= 0) continue;
+    std::lock_guard lock(mu_);
+    received_.emplace_back(buf, static_cast<size_t>(n));
+    cv_.notify_all();
+  }
+}
+
+bool NotifySocket::waitFor(const std::string& text, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::unique_lock lock(mu_);
+  for (;;) {
+    while (!received_.empty()) {
+      const bool match = received_.front().find(text) != std::string::npos;
+      received_.pop_front();
+      if (match) return true;
+    }
+    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && received_.empty()) return false;
   }
 }
 

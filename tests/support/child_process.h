@@ -3,10 +3,15 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/support/http_client.h"
@@ -45,12 +50,21 @@ class NotifySocket {
   explicit NotifySocket(const std::string& path);
   ~NotifySocket();
   const std::string& path() const { return path_; }
-  // Waits for a datagram containing `text`; false on timeout.
+  // Waits for a datagram containing `text`, consuming those before it; false on timeout.
   bool waitFor(const std::string& text, std::chrono::milliseconds timeout);
 
  private:
+  // Drains the socket all the time, as systemd does: a full datagram queue (net.unix.
+  // max_dgram_qlen, 10 here) would block the daemon's next sd_notify.
+  void drain();
+
   std::string path_;
   int fd_ = -1;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> received_;
+  std::atomic<bool> stop_{false};
+  std::thread reader_;
 };
 
 // Polls `pred` every 2 ms until it holds or `timeout` passes; returns the last result.
