@@ -12,7 +12,7 @@ CPUCLASS_BUILD_PACKAGES=(
 CPUCLASS_TEST_PACKAGES=(clang libclang-rt-14-dev prometheus dbus-daemon systemd util-linux)
 # The Debian package and the system test's VM (qemu under TCG, an image made by mmdebstrap).
 CPUCLASS_DEB_PACKAGES=(debhelper dpkg-dev lintian fakeroot)
-CPUCLASS_VM_PACKAGES=(qemu-system-x86 mmdebstrap e2fsprogs curl)
+CPUCLASS_VM_PACKAGES=(qemu-system-x86 mmdebstrap gpg e2fsprogs curl)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
