@@ -159,7 +159,10 @@ std::optional<std::string> ClassTree::accountingGroupOf(const std::vector<Cgroup
 }
 
 Result<Outcome> ClassTree::restore(pid_t tid, const std::vector<CgroupEntry>& original, std::string_view home) const {
-  if (control_.version() == CgroupVersion::kV2) return control_.moveThread(home, tid);
+  if (control_.version() == CgroupVersion::kV2) {
+    if (home.empty()) return fail(ENOENT, "tid " + std::to_string(tid) + " has no known process domain to return to");
+    return control_.moveThread(home, tid);
+  }
   const auto control_path = pathIn(control_, original);
   if (!control_path) return fail(ENOENT, "no original cpu cgroup recorded for tid " + std::to_string(tid));
   auto outcome = control_.moveThread(*control_path, tid);
