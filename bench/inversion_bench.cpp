@@ -10,7 +10,8 @@
 // when DBUS_SYSTEM_BUS_ADDRESS is set (bench/with_private_bus), wait (the waiter reports each wait
 // through libcpuclass; detection stays on). shared-none, shared-detect, shared-wait: the same with
 // `offload: {run_in: background}` (SCHED_IDLE inside the hogs' group; a boost is sched only).
-// CPUCLASS_BENCH_POLL (e.g. 5ms) sets the daemon's starvation_poll.
+// CPUCLASS_BENCH_POLL (e.g. 5ms) sets the daemon's starvation_poll, CPUCLASS_BENCH_WAIT_NICE the
+// offload class's boost wait_nice.
 // Needs root and a cgroup v1 cpu hierarchy; uses cgroup prefix cpuclass-inv-<pid>.
 #include <fcntl.h>
 #include <signal.h>
@@ -144,9 +145,11 @@ struct Result {
 Result runConfig(const std::string& cpuclassd, const std::string& dir, const std::string& tag, bool boost, bool report,
                  bool shared, Worker& w, int items) {
   const char* poll = std::getenv("CPUCLASS_BENCH_POLL");  // e.g. 5ms; default: the policy default
+  const char* wait_nice = std::getenv("CPUCLASS_BENCH_WAIT_NICE");  // e.g. -20; default: the policy default
   std::ofstream(dir + "/policy.yaml") << "daemon: {cgroup_prefix: " << tag << ", metrics_listen: 'off'"
                                       << (poll != nullptr ? std::string(", starvation_poll: ") + poll : "") << "}\n"
-                                      << "classes: {offload: {boost: " << (boost ? "true" : "false")
+                                      << "classes: {offload: {boost: "
+                                      << (!boost ? "false" : wait_nice != nullptr ? std::string("{wait_nice: ") + wait_nice + "}" : "true")
                                       << (shared ? ", run_in: background" : "") << "}}\n"
                                       << "workers:\n  - name: inv\n    match: {cmdline: '.*--tag=" << tag << "'}\n"
                                       << "    default_class: background\n"
