@@ -123,7 +123,7 @@ class Manager {
     std::string reason;  // with the fix, e.g. "not delegated: cpuclassctl delegate x.service, then restart it"
     uint64_t start_time = 0;
   };
-  std::map<pid_t, LeftAlone> leftAlone() const { return left_alone_; }
+  const std::map<pid_t, LeftAlone>& leftAlone() const { return left_alone_; }
   // A process not matched by the policy makes itself a worker named `name` with a default class.
   // Errors: EINVAL (bad name, or a policy worker's name), ENOENT (no such class), ESRCH (no such
   // process), EBUSY (already managed).

@@ -6,18 +6,17 @@ MetricsPublisher::MetricsPublisher(cgroups::ClassTree readers, metrics::Sample f
     : readers_(std::move(readers)), published_(std::move(fixed)) {}
 
 void MetricsPublisher::publish(const Manager& manager) {
-  publish(manager.stats(), manager.classGroups(), manager.managedThreads(), manager.managedProcesses(),
-          manager.policy().daemon.metrics_per_worker);
   std::map<std::string, uint64_t> left_alone;
   for (const auto& [pid, p] : manager.leftAlone()) ++left_alone[p.worker];
-  std::lock_guard lock(mu_);
-  published_.left_alone = std::move(left_alone);
+  publish(manager.stats(), manager.classGroups(), manager.managedThreads(), manager.managedProcesses(),
+          manager.policy().daemon.metrics_per_worker, std::move(left_alone));
 }
 
 void MetricsPublisher::publish(const Stats& st, std::vector<ClassGroupCount> groups, uint64_t threads,
-                               uint64_t processes, bool per_worker) {
+                               uint64_t processes, bool per_worker, std::map<std::string, uint64_t> left_alone) {
   std::lock_guard lock(mu_);
   auto& s = published_;
+  s.left_alone = std::move(left_alone);
   s.managed_threads = threads;
   s.managed_processes = processes;
   s.placements = st.moves;

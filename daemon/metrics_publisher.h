@@ -3,6 +3,7 @@
 // kernel's counters (usage, PSI) through their own read-only cgroup handles.
 #pragma once
 
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -18,8 +19,9 @@ class MetricsPublisher {
   MetricsPublisher(cgroups::ClassTree readers, metrics::Sample fixed);
   // Loop thread.
   void publish(const Manager& manager);
+  // `left_alone`: worker -> processes it may not manage.
   void publish(const Stats& stats, std::vector<ClassGroupCount> groups, uint64_t threads, uint64_t processes,
-               bool per_worker);
+               bool per_worker, std::map<std::string, uint64_t> left_alone = {});
   // Any thread.
   metrics::Sample sample() const;
 
