@@ -22,25 +22,25 @@ Result<ThreadProbe> ThreadProbe::open(const ProcFs& proc, pid_t pid, pid_t tid) 
   return ThreadProbe(std::move(stat), proc.root().fd(), std::move(dir));
 }
 
-Result<LiveSample> ThreadProbe::read(bool runtime_always) {
+Result<char> ThreadProbe::state() {
   char buf[1024];
-  ssize_t n = ::pread(stat_.get(), buf, sizeof buf - 1, 0);
+  const ssize_t n = ::pread(stat_.get(), buf, sizeof buf - 1, 0);
   if (n <= 0) return n == 0 ? fail(ESRCH, "thread gone") : failErrno("pread stat");
-  LiveSample s;
-  s.state = parseStatState(std::string_view(buf, static_cast<size_t>(n)));
-  if (s.state != 'R' && !runtime_always) return s;
+  return parseStatState(std::string_view(buf, static_cast<size_t>(n)));
+}
+
+Result<uint64_t> ThreadProbe::runtimeNs() {
   if (!schedstat_.valid()) {
     schedstat_.reset(::openat(proc_fd_, (dir_ + "schedstat").c_str(), O_RDONLY | O_CLOEXEC));
     if (!schedstat_.valid()) return failErrno("open schedstat of " + dir_);
   }
-  n = ::pread(schedstat_.get(), buf, sizeof buf - 1, 0);
+  char buf[128];
+  const ssize_t n = ::pread(schedstat_.get(), buf, sizeof buf - 1, 0);
   if (n <= 0) return n == 0 ? fail(ESRCH, "thread gone") : failErrno("pread schedstat");
   const auto fields = splitFields(std::string_view(buf, static_cast<size_t>(n)));
   const auto runtime = fields.empty() ? std::nullopt : parseUint(fields[0]);
   if (!runtime) return fail(EINVAL, "schedstat: malformed");
-  s.runtime_ns = *runtime;
-  s.has_runtime = true;
-  return s;
+  return *runtime;
 }
 
 }  // namespace cpuclass::cgroups

@@ -4,17 +4,41 @@
 
 namespace cpuclass::daemon {
 
-bool StarvationDetector::observe(pid_t tid, Nanos now, LiveSample sample, double starved_below) {
-  if (!sample.has_runtime) return false;  // asleep and not measured: the baseline stays
-  const auto it = previous_.find(tid);
-  bool starving = false;
-  if (it != previous_.end() && now > it->second.at && sample.runtime_ns >= it->second.runtime_ns) {
-    const double elapsed = static_cast<double>((now - it->second.at).count());
-    const double ran = static_cast<double>(sample.runtime_ns - it->second.runtime_ns);
-    starving = sample.state == 'R' && ran < starved_below * elapsed;
+bool StarvationDetector::ranLittle(const Previous& p, Nanos now, uint64_t runtime_ns, double starved_below) {
+  const double elapsed = static_cast<double>((now - p.at).count());
+  return static_cast<double>(runtime_ns - p.runtime_ns) < starved_below * elapsed;
+}
+
+Look StarvationDetector::observe(pid_t tid, Nanos now, LiveSample sample, double starved_below) {
+  auto [it, first] = previous_.try_emplace(tid);
+  Previous& p = it->second;
+  const Previous before = p;
+  p.state = sample.state;
+  if (!sample.has_runtime) return Look::kFine;  // asleep and not measured: the baseline stays
+  p.at = now;
+  p.runtime_ns = sample.runtime_ns;
+  p.has_runtime = true;
+  // No baseline (or a reused TID, whose runtime starts again): judge a runnable thread soon.
+  if (first || !before.has_runtime || now <= before.at || sample.runtime_ns < before.runtime_ns) {
+    return sample.state == 'R' ? Look::kRecheck : Look::kFine;
   }
-  previous_[tid] = {now, sample.runtime_ns};
-  return starving;
+  if (sample.state != 'R') return Look::kFine;
+  if (ranLittle(before, now, sample.runtime_ns, starved_below)) return Look::kStarving;
+  const bool woke_since = before.state != 'R' && before.state != '?';
+  return woke_since ? Look::kRecheck : Look::kFine;
+}
+
+std::optional<char> StarvationDetector::impliedState(pid_t tid, Nanos now, uint64_t runtime_ns,
+                                                     double starved_below) const {
+  const auto it = previous_.find(tid);
+  if (it == previous_.end() || !it->second.has_runtime || now <= it->second.at ||
+      runtime_ns < it->second.runtime_ns) {
+    return std::nullopt;
+  }
+  const Previous& p = it->second;
+  if (p.state == 'R' && runtime_ns == p.runtime_ns) return 'R';
+  if ((p.state == 'R' || p.state == '?') && !ranLittle(p, now, runtime_ns, starved_below)) return '?';
+  return std::nullopt;
 }
 
 bool refused(BoostVerdict v) {

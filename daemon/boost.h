@@ -23,21 +23,32 @@ using Nanos = std::chrono::nanoseconds;
 using cgroups::LiveSample;
 
 // Starving = runnable ('R') and the runtime grew by less than `starved_below` of the time since
-// the previous sample. A sample taken while the thread slept is a baseline too: a thread that
-// woke and has not run since is found starving at its first runnable look, one poll sooner.
-// schedstat's run_delay is no use here: the kernel adds to it only when the waiting thread
-// finally runs (KERNEL_NOTES).
+// the previous look. A look while the thread slept is a baseline too: a thread that woke and has
+// not run since is starving at its first runnable look. One that woke and ran a little is looked
+// at again soon (kRecheck): when it woke within the poll is unknown, and waiting a whole poll
+// more to judge it doubled the detection time. schedstat's run_delay is no use here: the kernel
+// adds to it only when the waiting thread finally runs (KERNEL_NOTES).
+enum class Look { kFine, kStarving, kRecheck };
+
 class StarvationDetector {
  public:
-  // The first sample of a thread only sets its baseline.
-  bool observe(pid_t tid, Nanos now, LiveSample sample, double starved_below);
+  // The first look at a thread only sets its baseline (a runnable one is rechecked).
+  Look observe(pid_t tid, Nanos now, LiveSample sample, double starved_below);
+  // For a thread looked at before: the state its runtime alone implies, so stat need not be read.
+  // 'R': seen runnable and not run since (it cannot have gone to sleep without running); '?': it
+  // ran at least `starved_below` of the time, so it is not starving whatever its state. nullopt:
+  // read the state.
+  std::optional<char> impliedState(pid_t tid, Nanos now, uint64_t runtime_ns, double starved_below) const;
   void forget(pid_t tid) { previous_.erase(tid); }
 
  private:
   struct Previous {
     Nanos at;
-    uint64_t runtime_ns;
+    uint64_t runtime_ns = 0;
+    bool has_runtime = false;
+    char state = '?';  // '?': ran enough that its state was not read
   };
+  static bool ranLittle(const Previous& p, Nanos now, uint64_t runtime_ns, double starved_below);
   std::unordered_map<pid_t, Previous> previous_;
 };
 

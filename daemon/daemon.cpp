@@ -119,12 +119,15 @@ class Loop {
 
   static int onStarvationPoll(sd_event_source* s, uint64_t usec, void* userdata) {
     auto* self = static_cast<Loop*>(userdata);
+    uint64_t next = usec + self->pollUsec();
     try {
-      if (self->manager_.pollStarvation(std::chrono::microseconds(usec))) self->publisher_.publish(self->manager_);
+      const auto poll = self->manager_.pollStarvation(std::chrono::microseconds(usec));
+      if (poll.changed) self->publisher_.publish(self->manager_);
+      next = static_cast<uint64_t>(std::chrono::duration_cast<microseconds>(poll.next).count());
     } catch (const std::exception& e) {
       self->log_.error("starvation poll: {}", e.what());
     }
-    (void)sd_event_source_set_time_relative(s, self->pollUsec());
+    (void)sd_event_source_set_time(s, std::max(next, usec + 1));
     (void)sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
     return 0;
   }

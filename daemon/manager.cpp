@@ -47,7 +47,10 @@ const std::vector<cgroups::CgroupEntry>& rootEntries() {
 namespace {
 // Idle threads looked at per poll beyond the runnable ones: bounds the poll's cost for large
 // pools (2,000 threads: a full round every ~31 polls) while small pools are seen every poll.
-constexpr size_t kIdleThreadsPerPoll = 64;
+constexpr size_t kIdleThreadsPerPoll = 16;
+constexpr size_t kUngatedGroupSize = 16;  // class groups this small skip the PSI gate
+// A thread that woke and ran a little since the last poll is judged again after poll / 10.
+constexpr int kRecheckDivisor = 10;
 
 BoostLimits limitsOf(const policy::BoostSpec& b) {
   return {std::chrono::duration_cast<Nanos>(b.window), std::chrono::duration_cast<Nanos>(b.cooldown),
@@ -349,9 +352,11 @@ void Manager::reconcile() {
     }
     const auto* spec = policy_.findClass(t.decision.class_name);
     const auto* host = spec->run_in.empty() ? spec : policy_.findClass(spec->run_in);  // whose group it runs in
-    t.spec = spec;
     const std::string& base = process->second.base;
-    t.class_group = base + "/" + spec->name;
+    std::string class_group = base + "/" + spec->name;
+    if (t.spec != spec || t.class_group != class_group) boostable_stale_ = true;
+    t.spec = spec;
+    t.class_group = std::move(class_group);
     if (book_.boosted(tid) && !spec->boost) endBoost(tid, Nanos(monotonicNs()));  // class changed
     const bool boost = book_.boosted(tid);
     // A class in another's group is boosted in place (scheduling only); others move to _boost.
@@ -550,6 +555,7 @@ void Manager::reload(policy::Policy next) {
   policy_ = std::move(next);
   // Cached class pointers point into the old policy: dropped now, set again by the rescan below.
   for (auto& [tid, t] : threads_) t.spec = nullptr;
+  boostable_stale_ = true;
   stats_.last_reload_success_seconds = static_cast<double>(::time(nullptr));
   ensured_.clear();
   unmatched_.clear();
@@ -627,6 +633,9 @@ void Manager::forgetBoostState(pid_t tid) {
   probes_.erase(tid);
   pinned_.erase(tid);
   detector_.forget(tid);
+  hot_.erase(tid);
+  recheck_.erase(tid);
+  boostable_stale_ = true;
   waiters_.erase(tid);
   for (auto& [holder, ws] : waiters_) ws.erase(tid);
 }
@@ -651,8 +660,8 @@ void Manager::endBoost(pid_t tid, Nanos now) {
 }
 
 
-bool Manager::pollStarvation(Nanos now) {
-  bool changed = false;
+Manager::StarvationPoll Manager::pollStarvation(Nanos now) {
+  StarvationPoll out;
   // A boost that ran out its window while the thread kept sleeping and waking (back-to-back
   // items) was no CPU hog: no cooldown.
   const auto slept = [this](pid_t tid) {
@@ -663,88 +672,146 @@ bool Manager::pollStarvation(Nanos now) {
   };
   for (const auto& e : book_.expire(now, slept)) {
     finishBoost(e);
-    changed = true;
+    out.changed = true;
   }
-  // PSI gate: a class group whose "some" total did not grow had no thread waiting for a CPU
-  // since the last poll; its idle threads need no look this time.
-  // This loop runs every poll over every managed thread: no copies, no allocations per thread.
-  std::map<std::string_view, bool> waited;
-  std::vector<pid_t> hot, idle;
-  hot.reserve(64);
-  idle.reserve(threads_.size());
-  for (const auto& [tid, t] : threads_) {
-    const auto* spec = classOf(t);
-    if (spec == nullptr || !spec->boost || !t.applied_group) continue;
-    const std::string& group = classGroupOf(t);
-    auto w = waited.find(group);
-    if (w == waited.end()) {
-      const auto slash = group.rfind('/');
-      const auto psi = tree_.pressure(group.substr(0, slash), group.substr(slash + 1));
-      bool grew = true;  // no PSI: every thread is a candidate
-      if (psi) {
-        const auto total = static_cast<uint64_t>(psi->count());
-        grew = total != pressure_seen_[group];
-        pressure_seen_[group] = total;
-      }
-      w = waited.emplace(group, grew).first;
-    }
-    if (t.was_runnable || book_.boosted(tid)) {
-      hot.push_back(tid);
-    } else if (w->second) {
-      idle.push_back(tid);
-    }
+  // Every poll looks at the threads runnable or boosted at their last look and at some idle
+  // ones; in between, only threads due for a recheck. Nothing here walks all managed threads.
+  look_.clear();
+  if (now >= next_full_poll_) {
+    next_full_poll_ = now + policy_.daemon.starvation_poll;
+    look_.assign(hot_.begin(), hot_.end());
+    for (const pid_t tid : book_.boostedThreads()) look_.push_back(tid);
+    sweepIdle();
   }
-  // Idle candidates round-robin from where the last poll stopped.
-  auto start = std::lower_bound(idle.begin(), idle.end(), scan_cursor_);
-  std::rotate(idle.begin(), start, idle.end());
-  if (idle.size() > kIdleThreadsPerPoll) idle.resize(kIdleThreadsPerPoll);
-  if (!idle.empty()) scan_cursor_ = idle.back() + 1;
-
-  for (const auto* list : {&hot, &idle}) {
-    for (const pid_t tid : *list) {
-      Thread& t = threads_[tid];
-      auto probe = probes_.find(tid);
-      if (probe == probes_.end()) {
-        auto opened = cgroups::ThreadProbe::open(proc_, t.tgid, tid);
-        if (!opened) continue;  // exited: the exit event or the next rescan cleans up
-        probe = probes_.emplace(tid, std::move(*opened)).first;
-      }
-      // A thread runnable at the last look and asleep now: its runtime is the baseline for its
-      // next wake-up (runtime does not grow while it sleeps).
-      const auto sample = probe->second.read(t.was_runnable);
-      if (!sample) {
-        probes_.erase(probe);
-        continue;
-      }
-      const auto* spec = classOf(t);
-      t.was_runnable = sample->state == 'R';
-      const bool starving = detector_.observe(tid, now, *sample, spec->boost->starved_below);
-      if (book_.boosted(tid)) {
-        // Done with its work: asleep again. A holder someone waits on keeps its boost.
-        if (!t.was_runnable && waiters_[tid].empty() && !pinned_.contains(tid)) {
-          endBoost(tid, now);
-          changed = true;
-        }
-        continue;
-      }
-      if (!starving) continue;
-      auto& counters = boost_counters_[classGroupOf(t)];
-      ++counters.starvation_events;
-      const auto process = processes_.find(t.tgid);
-      if (process == processes_.end()) continue;
-      const auto verdict = book_.request(tid, process->second.worker, now, limitsOf(*spec->boost));
-      if (verdict == BoostVerdict::kStarted) {
-        ++counters.boosts_started;
-        boostStarted(tid, t);
-        changed = true;
-        log_.debug("tid {} starves in {}; boosted", tid, classGroupOf(t));
-      } else if (refused(verdict)) {
-        ++counters.boosts_refused;
-      }
-    }
+  for (auto it = recheck_.begin(); it != recheck_.end() && it->second <= now; it = recheck_.begin()) {
+    look_.push_back(it->first);
+    recheck_.erase(it);
   }
+  std::sort(look_.begin(), look_.end());
+  look_.erase(std::unique(look_.begin(), look_.end()), look_.end());
+  for (const pid_t tid : look_) out.changed |= lookAt(tid, now);
   reconcile();
-  return changed;
+  out.next = next_full_poll_;
+  for (const auto& [tid, due] : recheck_) out.next = std::min(out.next, due);
+  return out;
+}
+
+void Manager::sweepIdle() {
+  if (boostable_stale_) {
+    boostable_.clear();
+    for (const auto& [tid, t] : threads_) {
+      if (t.spec != nullptr && t.spec->boost) boostable_[t.class_group].push_back(tid);
+    }
+    boostable_stale_ = false;
+  }
+  for (const auto& [group, tids] : boostable_) {
+    // PSI gate for large pools: a class group whose "some" total did not grow had no thread
+    // waiting for a CPU since the last poll. Small groups are looked at every poll regardless:
+    // the kernel weights each CPU's pressure by its non-idle time in whole jiffies, so a wait
+    // shorter than a tick between two reads may never show in the total (KERNEL_NOTES).
+    if (tids.size() > kUngatedGroupSize) {
+      const auto slash = group.rfind('/');
+      if (const auto psi = tree_.pressure(group.substr(0, slash), group.substr(slash + 1))) {
+        const auto total = static_cast<uint64_t>(psi->count());
+        if (std::exchange(pressure_seen_[group], total) == total) continue;
+      }
+    }
+    // Round-robin from where the last sweep of this group stopped.
+    pid_t& cursor = sweep_cursor_[group];
+    size_t i = static_cast<size_t>(std::lower_bound(tids.begin(), tids.end(), cursor) - tids.begin());
+    size_t picked = 0;
+    for (size_t steps = 0; steps < tids.size() && picked < kIdleThreadsPerPoll; ++steps, ++i) {
+      if (i == tids.size()) i = 0;
+      if (hot_.contains(tids[i]) || book_.boosted(tids[i])) continue;  // looked at anyway
+      look_.push_back(tids[i]);
+      ++picked;
+    }
+    cursor = i < tids.size() ? tids[i] : 0;
+  }
+}
+
+Result<LiveSample> Manager::sample(cgroups::ThreadProbe& probe, pid_t tid, Nanos now, double starved_below) {
+  LiveSample s;
+  const bool boosted = book_.boosted(tid);
+  if (hot_.contains(tid) || boosted) {
+    // Runnable at the last look: the runtime first; it often tells the state without stat.
+    auto runtime = probe.runtimeNs();
+    if (!runtime) return tl::unexpected(runtime.error());
+    s.runtime_ns = *runtime;
+    s.has_runtime = true;
+    const auto implied = detector_.impliedState(tid, now, *runtime, starved_below);
+    // A boost ends when the thread sleeps, which only 'R' rules out.
+    if (implied && (!boosted || *implied == 'R')) {
+      s.state = *implied;
+      return s;
+    }
+    auto state = probe.state();
+    if (!state) return tl::unexpected(state.error());
+    s.state = *state;
+    return s;
+  }
+  // Idle at the last look: most still sleep, which stat alone tells.
+  auto state = probe.state();
+  if (!state) return tl::unexpected(state.error());
+  s.state = *state;
+  if (s.state != 'R') return s;
+  auto runtime = probe.runtimeNs();
+  if (!runtime) return tl::unexpected(runtime.error());
+  s.runtime_ns = *runtime;
+  s.has_runtime = true;
+  return s;
+}
+
+bool Manager::lookAt(pid_t tid, Nanos now) {
+  const auto found = threads_.find(tid);
+  const auto* spec = found == threads_.end() ? nullptr : classOf(found->second);
+  if (spec == nullptr || !spec->boost) {  // exited, or its class has no boost any more
+    hot_.erase(tid);
+    return false;
+  }
+  Thread& t = found->second;
+  auto probe = probes_.find(tid);
+  if (probe == probes_.end()) {
+    auto opened = cgroups::ThreadProbe::open(proc_, t.tgid, tid);
+    if (!opened) return false;  // exited: the exit event or the next rescan cleans up
+    probe = probes_.emplace(tid, std::move(*opened)).first;
+  }
+  const auto s = sample(probe->second, tid, now, spec->boost->starved_below);
+  if (!s) {
+    probes_.erase(probe);
+    hot_.erase(tid);
+    return false;
+  }
+  if (s->state == 'R' || s->state == '?') {
+    hot_.insert(tid);
+  } else {
+    hot_.erase(tid);
+  }
+  const Look verdict = detector_.observe(tid, now, *s, spec->boost->starved_below);
+  if (book_.boosted(tid)) {
+    // Done with its work: asleep again. A holder someone waits on keeps its boost.
+    const auto w = waiters_.find(tid);
+    if (s->state != 'R' && (w == waiters_.end() || w->second.empty()) && !pinned_.contains(tid)) {
+      endBoost(tid, now);
+      return true;
+    }
+    return false;
+  }
+  if (verdict == Look::kRecheck) recheck_[tid] = now + policy_.daemon.starvation_poll / kRecheckDivisor;
+  if (verdict != Look::kStarving) return false;
+  auto& counters = boost_counters_[classGroupOf(t)];
+  ++counters.starvation_events;
+  const auto process = processes_.find(t.tgid);
+  if (process == processes_.end()) return false;
+  const auto verdict_of_book = book_.request(tid, process->second.worker, now, limitsOf(*spec->boost));
+  if (verdict_of_book == BoostVerdict::kStarted) {
+    ++counters.boosts_started;
+    boostStarted(tid, t);
+    log_.debug("tid {} starves in {}; boosted", tid, classGroupOf(t));
+    return true;
+  }
+  if (refused(verdict_of_book)) ++counters.boosts_refused;
+  return false;
 }
 
 Result<BoostVerdict> Manager::reportWait(pid_t waiter, pid_t holder, Nanos now) {

@@ -88,9 +88,13 @@ class Manager {
   void stop();
 
   // One starvation poll (DESIGN.md §6): ends expired boosts, finds starving threads of classes
-  // with a boost section, boosts within budget. `now` is CLOCK_MONOTONIC. Returns whether any
-  // boost started or ended.
-  bool pollStarvation(Nanos now);
+  // with a boost section, boosts within budget. `now` is CLOCK_MONOTONIC. Between full polls
+  // (every starvation_poll) a call only rechecks threads due. `next`: when to call again.
+  struct StarvationPoll {
+    bool changed = false;  // a boost started or ended
+    Nanos next{};
+  };
+  StarvationPoll pollStarvation(Nanos now);
   // Thread `waiter` of a worker now waits on `holder`: boost the holder at once, within budget.
   // Errors: ESRCH for an unmanaged thread, EINVAL when the holder's class has no boost section.
   Result<BoostVerdict> reportWait(pid_t waiter, pid_t holder, Nanos now);
@@ -183,7 +187,6 @@ class Manager {
     std::optional<std::string> applied_group;
     uint64_t created_ns = 0;  // fork event time, until placed
     bool realtime_reported = false;
-    bool was_runnable = false;  // at the last starvation look: polled every time while true
     uint64_t switches_at_boost = 0;  // voluntary context switches when its boost started
   };
 
@@ -207,6 +210,9 @@ class Manager {
   const policy::ClassSpec* classOf(const Thread& t) const { return t.spec; }
   const std::string& classGroupOf(const Thread& t) const { return t.class_group; }  // "<base>/<class>"
   void endBoost(pid_t tid, Nanos now);
+  void sweepIdle();  // adds idle threads of class groups with CPU pressure to look_
+  Result<LiveSample> sample(cgroups::ThreadProbe& probe, pid_t tid, Nanos now, double starved_below);
+  bool lookAt(pid_t tid, Nanos now);  // one starvation look; whether a boost started or ended
   void boostStarted(pid_t tid, Thread& t);  // counters aside: signal, baseline, placement
   void forgetBoostState(pid_t tid);  // the thread exited
   void finishBoost(const EndedBoost& e);
@@ -243,7 +249,13 @@ class Manager {
   std::map<std::string, policy::WorkerSpec> registered_;  // workers that registered over D-Bus
   std::map<std::string, BoostCounters> boost_counters_;  // by class group
   std::map<std::string, uint64_t> pressure_seen_;        // class group -> PSI some total (us)
-  pid_t scan_cursor_ = 0;                                // round-robin position among idle threads
+  std::set<pid_t> hot_;              // runnable (or running) at their last look: looked at every poll
+  std::map<pid_t, Nanos> recheck_;   // tid -> when to judge it again (it woke and ran a little)
+  std::map<std::string, std::vector<pid_t>> boostable_;  // class group -> its threads, for the sweep
+  bool boostable_stale_ = true;      // rebuilt from threads_ when classes or threads changed
+  std::map<std::string, pid_t> sweep_cursor_;  // class group -> where its next sweep starts
+  Nanos next_full_poll_{};
+  std::vector<pid_t> look_;          // the threads of one poll (kept: no allocation per poll)
 };
 
 }  // namespace cpuclass::daemon

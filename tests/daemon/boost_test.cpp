@@ -9,38 +9,74 @@ namespace {
 using std::chrono::milliseconds;
 constexpr uint64_t kMs = 1'000'000;
 
+constexpr Look kFine = Look::kFine, kStarving = Look::kStarving, kRecheck = Look::kRecheck;
+
 TEST(StarvationDetector, RunnableAndNotRunningStarves) {
   StarvationDetector d;
-  EXPECT_FALSE(d.observe(1, milliseconds(0), {'R', 0, true}, 0.1));           // baseline only
-  EXPECT_TRUE(d.observe(1, milliseconds(10), {'R', 500'000, true}, 0.1));     // ran 0.5 ms of 10 ms
-  EXPECT_FALSE(d.observe(1, milliseconds(20), {'R', 500'000 + 2 * kMs, true}, 0.1));  // ran 2 ms: progressing
-  EXPECT_FALSE(d.observe(1, milliseconds(30), {'S', 500'000 + 2 * kMs, true}, 0.1));  // asleep: not starving
+  EXPECT_EQ(d.observe(1, milliseconds(0), {'R', 0, true}, 0.1), kRecheck);        // baseline: judged soon
+  EXPECT_EQ(d.observe(1, milliseconds(10), {'R', 500'000, true}, 0.1), kStarving);  // ran 0.5 ms of 10 ms
+  EXPECT_EQ(d.observe(1, milliseconds(20), {'R', 500'000 + 2 * kMs, true}, 0.1), kFine);  // ran 2 ms: progressing
+  EXPECT_EQ(d.observe(1, milliseconds(30), {'S', 500'000 + 2 * kMs, true}, 0.1), kFine);  // asleep: not starving
 }
 
 TEST(StarvationDetector, ThresholdIsAShareOfTheElapsedTime) {
   StarvationDetector d;
   d.observe(1, milliseconds(0), {'R', 0, true}, 0.1);
-  EXPECT_TRUE(d.observe(1, milliseconds(50), {'R', 4 * kMs, true}, 0.1));  // 4 ms of 50 ms < 10%
-  EXPECT_FALSE(d.observe(1, milliseconds(60), {'R', 5 * kMs, true}, 0.1));  // 1 ms of 10 ms: exactly 10%
+  EXPECT_EQ(d.observe(1, milliseconds(50), {'R', 4 * kMs, true}, 0.1), kStarving);  // 4 ms of 50 ms < 10%
+  EXPECT_EQ(d.observe(1, milliseconds(60), {'R', 5 * kMs, true}, 0.1), kFine);  // 1 ms of 10 ms: exactly 10%
   d.forget(1);
-  EXPECT_FALSE(d.observe(1, milliseconds(70), {'R', 5 * kMs, true}, 0.1));  // baseline again
+  EXPECT_EQ(d.observe(1, milliseconds(70), {'R', 5 * kMs, true}, 0.1), kRecheck);  // baseline again
 }
 
 // A sample taken asleep is a baseline: woken and not run since means starving at the first
 // runnable look; a sleeping look without runtime leaves the baseline as it was.
 TEST(StarvationDetector, SleepingSampleIsTheBaselineForTheWakeUp) {
   StarvationDetector d;
-  EXPECT_FALSE(d.observe(1, milliseconds(0), {'S', 3 * kMs, true}, 0.1));
-  EXPECT_FALSE(d.observe(1, milliseconds(10), {'S', 0, false}, 0.1));   // idle look: stat only
-  EXPECT_TRUE(d.observe(1, milliseconds(20), {'R', 3 * kMs, true}, 0.1));  // woke, never ran
-  EXPECT_FALSE(d.observe(2, milliseconds(0), {'S', 0, false}, 0.1));
-  EXPECT_FALSE(d.observe(2, milliseconds(10), {'R', 0, true}, 0.1));  // no baseline yet
+  EXPECT_EQ(d.observe(1, milliseconds(0), {'S', 3 * kMs, true}, 0.1), kFine);
+  EXPECT_EQ(d.observe(1, milliseconds(10), {'S', 0, false}, 0.1), kFine);   // idle look: stat only
+  EXPECT_EQ(d.observe(1, milliseconds(20), {'R', 3 * kMs, true}, 0.1), kStarving);  // woke, never ran
+  EXPECT_EQ(d.observe(2, milliseconds(0), {'S', 0, false}, 0.1), kFine);
+  EXPECT_EQ(d.observe(2, milliseconds(10), {'R', 0, true}, 0.1), kRecheck);  // no baseline yet
+}
+
+// The case that doubled detection time: asleep at one poll, woken and run for most of its item
+// before the next, then stuck. The poll cannot tell when it woke, so it looks again soon.
+TEST(StarvationDetector, WokenThreadThatRanALittleIsRecheckedThenJudged) {
+  StarvationDetector d;
+  d.observe(1, milliseconds(0), {'S', 10 * kMs, true}, 0.1);
+  EXPECT_EQ(d.observe(1, milliseconds(10), {'R', 11 * kMs, true}, 0.1), kRecheck);  // ran 1 ms of 10: 10%
+  EXPECT_EQ(d.observe(1, milliseconds(12), {'R', 11 * kMs, true}, 0.1), kStarving);  // not since
+  // A thread that keeps running after the recheck is fine.
+  d.observe(2, milliseconds(0), {'S', 0, true}, 0.1);
+  EXPECT_EQ(d.observe(2, milliseconds(10), {'R', 2 * kMs, true}, 0.1), kRecheck);
+  EXPECT_EQ(d.observe(2, milliseconds(12), {'R', 3 * kMs, true}, 0.1), kFine);
 }
 
 TEST(StarvationDetector, ReusedTidWithSmallerRuntimeIsABaseline) {
   StarvationDetector d;
   d.observe(7, milliseconds(0), {'R', 50 * kMs, true}, 0.1);
-  EXPECT_FALSE(d.observe(7, milliseconds(10), {'R', 0, true}, 0.1));
+  EXPECT_EQ(d.observe(7, milliseconds(10), {'R', 0, true}, 0.1), kRecheck);
+}
+
+// What the runtime alone says, so the poll can skip stat (the costlier read).
+TEST(StarvationDetector, RuntimeImpliesTheStateWhereItCan) {
+  StarvationDetector d;
+  EXPECT_EQ(d.impliedState(1, milliseconds(0), 0, 0.1), std::nullopt);  // never looked at
+  d.observe(1, milliseconds(0), {'R', 5 * kMs, true}, 0.1);
+  // Seen runnable and not run since: it cannot have gone to sleep, it still waits.
+  EXPECT_EQ(d.impliedState(1, milliseconds(10), 5 * kMs, 0.1), 'R');
+  // Ran 3 ms of 10: not starving, whatever its state now.
+  EXPECT_EQ(d.impliedState(1, milliseconds(10), 8 * kMs, 0.1), '?');
+  // Ran a little: runnable and starving, or asleep after running: stat must tell.
+  EXPECT_EQ(d.impliedState(1, milliseconds(10), 5 * kMs + 500'000, 0.1), std::nullopt);
+  // After a '?' look the runtime standing still says nothing: it may have gone to sleep.
+  d.observe(1, milliseconds(10), {'?', 8 * kMs, true}, 0.1);
+  EXPECT_EQ(d.impliedState(1, milliseconds(20), 8 * kMs, 0.1), std::nullopt);
+  EXPECT_EQ(d.impliedState(1, milliseconds(20), 10 * kMs, 0.1), '?');
+  EXPECT_EQ(d.observe(1, milliseconds(20), {'R', 8 * kMs + 100'000, true}, 0.1), kStarving);  // from '?': R->R rule
+  // A sleeping thread's runtime implies nothing: it may have woken and wait.
+  d.observe(2, milliseconds(0), {'S', 1 * kMs, true}, 0.1);
+  EXPECT_EQ(d.impliedState(2, milliseconds(10), 1 * kMs, 0.1), std::nullopt);
 }
 
 BoostLimits limits() {
