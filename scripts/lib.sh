@@ -11,6 +11,8 @@ CPUCLASS_BUILD_PACKAGES=(
 # The bus tier: a private dbus-daemon, busctl (systemd), setpriv (util-linux).
 CPUCLASS_TEST_PACKAGES=(clang libclang-rt-14-dev prometheus dbus-daemon systemd util-linux)
 # The Debian package and the system test's VM (qemu under TCG, an image made by mmdebstrap).
+# The demo and bench/compare: a private bus for libcpuclass, gnuplot for the plot.
+CPUCLASS_DEMO_PACKAGES=(dbus-daemon gnuplot-nox)
 CPUCLASS_DEB_PACKAGES=(debhelper dpkg-dev lintian fakeroot)
 CPUCLASS_VM_PACKAGES=(qemu-system-x86 mmdebstrap gpg e2fsprogs curl)
 

@@ -1,0 +1,49 @@
+# Reads bench/compare's runs.tsv (config, rep, key=value...) and prints the markdown table of
+# medians; writes the plot's data to the file `dat` when set. Variables: reps, seconds, cpus.
+function median(config, key,    n, i, j, v, t) {
+  n = count[config, key]
+  if (n == 0) return "nan"
+  for (i = 1; i <= n; i++) v[i] = val[config, key, i]
+  for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+  return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+function ms(x) { return x == "nan" ? "—" : sprintf("%.2f ms", x) }
+function pct(x) { return x == "nan" ? "—" : sprintf("%.1f%%", 100 * x) }
+BEGIN {
+  FS = "\t"
+  split("ideal no-daemon nice19 sched-idle cpuclassd cpuclassd-lib cpuclassd-runin offload-alone", order, " ")
+}
+{
+  config = $1
+  seen[config] = 1
+  n = split($3, kv, " ")
+  for (i = 1; i <= n; i++) {
+    split(kv[i], p, "=")
+    if (p[2] == "nan" || p[1] == "placed") continue
+    val[config, p[1], ++count[config, p[1]]] = p[2]
+  }
+}
+END {
+  ideal = median("ideal", "fg_p99_ms")
+  printf "Medians of %d repetitions, %s s measured each, %d CPUs; shares are of the whole machine.\n\n", reps, seconds, cpus
+  print "| configuration | fg p50 | fg p99 | fg p99.9 | fg p99 / ideal | bg CPU | offload CPU | awaited item p50 | awaited item p99 | new thread placed, p50 | daemon CPU |"
+  print "|---|---|---|---|---|---|---|---|---|---|---|"
+  for (o = 1; o in order; o++) {
+    c = order[o]
+    if (!(c in seen)) continue
+    fg = c == "offload-alone"
+    bg = c != "ideal" && c != "offload-alone"
+    daemon = c ~ /cpuclassd|offload-alone/
+    p99 = median(c, "fg_p99_ms")
+    ratio = fg || ideal == "nan" || ideal == 0 ? "—" : sprintf("%.2f×", p99 / ideal)
+    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c,
+      fg ? "—" : ms(median(c, "fg_p50_ms")), fg ? "—" : ms(p99), fg ? "—" : ms(median(c, "fg_p999_ms")), ratio,
+      bg ? pct(median(c, "bg_share")) : "—", c == "ideal" ? "—" : pct(median(c, "offload_share")),
+      bg ? ms(median(c, "inv_p50_ms")) : "—", bg ? ms(median(c, "inv_p99_ms")) : "—",
+      daemon && !fg ? ms(median(c, "placement_p50_ms")) : "—", daemon ? pct(median(c, "daemon_cpu")) : "—"
+    if (dat != "") {
+      printf "%s %s %s %s %s\n", c, fg ? 0 : p99, bg ? median(c, "inv_p99_ms") : 0,
+        c == "ideal" ? 0 : 100 * median(c, "offload_share"), bg ? 100 * median(c, "bg_share") : 0 > dat
+    }
+  }
+}

@@ -1,0 +1,293 @@
+// cpuclass-loadgen: a synthetic database-like worker for bench/compare.
+//
+// Threads, named like a real server's:
+//   fg-req-N      foreground: open-loop requests (Poisson arrivals), each SERVICE of CPU; latency
+//                 = scheduled arrival -> done, so wake-up delay and queueing behind it count.
+//   bg-merge-N    background: merge-like CPU work in 100 us units (throughput counter). bg-merge-0
+//                 also hands a 1 ms item to the offload helper every AWAIT ms and waits for it
+//                 (the RavenDB pattern: inversion latency = submit -> done).
+//   offload-bulk-N  offload: always has work (1 ms chunks), should only get idle CPU.
+//   offload-help  offload: serves the awaited items, sleeps otherwise.
+//   fg-conn-N     a short-lived foreground thread started every 250 ms by bg-accept: time until
+//                 the kernel shows it in its class group (placement latency; --expect-group).
+// Options (all optional): --seconds=S (measured, after 1 s warm-up) --fg=N --rate=R (requests/s
+// per fg thread) --service-us=U --bg=N --offload=N --await-ms=A
+// --self=nice19|idle (bg and offload threads set it themselves, like ananicy / TuneD rules do
+// from outside) --libcpuclass (threads tag themselves and waits are reported through
+// libcpuclass) --expect-group (measure placement) --tag=T (for the policy's cmdline match).
+// Prints one line of key=value results.
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/bench_support.h"
+#include "cpuclass.h"
+
+using namespace std::chrono;
+using cpuclass::bench::burnCpu;
+using cpuclass::bench::percentile;
+
+namespace {
+
+struct Options {
+  double seconds = 10;
+  int fg = 2, bg = 2, offload = 2;
+  double rate = 150;  // per fg thread
+  int service_us = 1000;
+  int await_ms = 20;
+  std::string self;  // "", nice19, idle
+  bool lib = false, expect_group = false;
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const auto eq = a.find('=');
+    const std::string key = a.substr(0, eq), value = eq == std::string::npos ? "" : a.substr(eq + 1);
+    if (key == "--seconds") o.seconds = std::atof(value.c_str());
+    else if (key == "--fg") o.fg = std::atoi(value.c_str());
+    else if (key == "--bg") o.bg = std::atoi(value.c_str());
+    else if (key == "--offload") o.offload = std::atoi(value.c_str());
+    else if (key == "--rate") o.rate = std::atof(value.c_str());
+    else if (key == "--service-us") o.service_us = std::atoi(value.c_str());
+    else if (key == "--await-ms") o.await_ms = std::atoi(value.c_str());
+    else if (key == "--self") o.self = value;
+    else if (key == "--libcpuclass") o.lib = true;
+    else if (key == "--expect-group") o.expect_group = true;
+    else if (key == "--tag") continue;
+    else {
+      std::fprintf(stderr, "cpuclass-loadgen: unknown option %s\n", a.c_str());
+      std::exit(2);
+    }
+  }
+  if (!o.self.empty() && o.self != "nice19" && o.self != "idle") {
+    std::fprintf(stderr, "cpuclass-loadgen: --self takes nice19 or idle\n");
+    std::exit(2);
+  }
+  return o;
+}
+
+uint64_t threadRuntimeNs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class Loadgen {
+ public:
+  explicit Loadgen(Options o) : o_(std::move(o)) {}
+
+  void run() {
+    if (o_.lib && cpuclass_open(&client_) < 0) {
+      std::fprintf(stderr, "cpuclass-loadgen: cannot reach cpuclassd over D-Bus\n");
+      std::exit(1);
+    }
+    start_ = steady_clock::now();
+    measure_from_ = start_ + seconds(1);
+    end_ = measure_from_ + duration_cast<nanoseconds>(duration<double>(o_.seconds));
+    if (o_.bg > 0) {  // the helper first: the waiter reports waits on its TID
+      threads_.emplace_back([this] { offloadHelper(); });
+      while (helper_tid_ == 0) std::this_thread::yield();
+    }
+    for (int i = 0; i < o_.fg; ++i) threads_.emplace_back([this, i] { foreground(i); });
+    for (int i = 0; i < o_.bg; ++i) threads_.emplace_back([this, i] { background(i); });
+    for (int i = 0; i < o_.offload; ++i) threads_.emplace_back([this, i] { offloadBulk(i); });
+    if (o_.expect_group) threads_.emplace_back([this] { spawnConnections(); });
+    for (auto& t : threads_) t.join();
+    report();
+    cpuclass_close(client_);
+  }
+
+ private:
+  // Every thread names itself; bg and offload apply the --self emulation; with --libcpuclass
+  // every thread tags itself.
+  void become(const std::string& name, const char* cls, bool lowered) {
+    pthread_setname_np(pthread_self(), name.c_str());
+    if (lowered && o_.self == "nice19") ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
+    if (lowered && o_.self == "idle") {
+      sched_param p{};
+      ::sched_setscheduler(0, SCHED_IDLE, &p);
+    }
+    if (o_.lib) (void)cpuclass_set_thread_class(client_, 0, cls);
+  }
+
+  bool measuring(steady_clock::time_point t) const { return t >= measure_from_ && t < end_; }
+
+  void foreground(int i) {
+    become("fg-req-" + std::to_string(i), "foreground", false);
+    std::mt19937_64 rng(static_cast<uint64_t>(i) * 7919 + 1);
+    std::exponential_distribution<double> gap(o_.rate);
+    std::vector<double> lat;
+    lat.reserve(static_cast<size_t>(o_.rate * (o_.seconds + 2) * 1.5));
+    auto next = steady_clock::now();
+    while (true) {
+      next += duration_cast<nanoseconds>(duration<double>(gap(rng)));
+      if (next >= end_) break;
+      std::this_thread::sleep_until(next);
+      burnCpu(microseconds(o_.service_us));
+      if (measuring(next)) lat.push_back(duration<double, std::milli>(steady_clock::now() - next).count());
+    }
+    std::lock_guard lock(mu_);
+    fg_latency_.insert(fg_latency_.end(), lat.begin(), lat.end());
+  }
+
+  void background(int i) {
+    become("bg-merge-" + std::to_string(i), "background", true);
+    uint64_t units = 0, cpu_at_start = 0;
+    bool counting = false;
+    auto next_item = steady_clock::now() + milliseconds(o_.await_ms);
+    std::vector<double> inv;
+    for (auto now = steady_clock::now(); now < end_; now = steady_clock::now()) {
+      if (!counting && now >= measure_from_) counting = true, cpu_at_start = threadRuntimeNs(), units = 0;
+      burnCpu(microseconds(100));
+      ++units;
+      if (i == 0 && now >= next_item) {
+        const double ms = awaitItem();
+        if (measuring(now)) inv.push_back(ms);
+        next_item = steady_clock::now() + milliseconds(o_.await_ms);
+      }
+    }
+    std::lock_guard lock(mu_);
+    bg_cpu_ns_ += threadRuntimeNs() - cpu_at_start;
+    bg_units_ += units;
+    inversion_.insert(inversion_.end(), inv.begin(), inv.end());
+  }
+
+  double awaitItem() {
+    const auto t0 = steady_clock::now();
+    std::unique_lock lock(item_mu_);
+    item_pending_ = true;
+    item_done_ = false;
+    item_cv_.notify_all();
+    if (o_.lib) {
+      lock.unlock();
+      (void)cpuclass_report_wait(client_, 0, helper_tid_.load());
+      lock.lock();
+    }
+    item_cv_.wait(lock, [&] { return item_done_ || stopping_; });
+    const double ms = duration<double, std::milli>(steady_clock::now() - t0).count();
+    if (o_.lib) {
+      lock.unlock();
+      (void)cpuclass_end_wait(client_, 0, helper_tid_.load());
+    }
+    return ms;
+  }
+
+  void offloadHelper() {
+    helper_tid_ = ::gettid();
+    become("offload-help", "offload", true);
+    uint64_t cpu_at_start = 0;
+    bool counting = false;
+    std::unique_lock lock(item_mu_);
+    while (steady_clock::now() < end_) {
+      item_cv_.wait_for(lock, milliseconds(50), [&] { return item_pending_; });
+      if (!counting && steady_clock::now() >= measure_from_) counting = true, cpu_at_start = threadRuntimeNs();
+      if (!item_pending_) continue;
+      lock.unlock();
+      burnCpu(milliseconds(1));
+      lock.lock();
+      item_pending_ = false;
+      item_done_ = true;
+      item_cv_.notify_all();
+    }
+    stopping_ = true;  // a waiter still waiting when the run ends is let go
+    item_cv_.notify_all();
+    lock.unlock();
+    std::lock_guard g(mu_);
+    offload_cpu_ns_ += counting ? threadRuntimeNs() - cpu_at_start : 0;
+  }
+
+  void offloadBulk(int i) {
+    become("offload-bulk-" + std::to_string(i), "offload", true);
+    uint64_t cpu_at_start = 0;
+    bool counting = false;
+    for (auto now = steady_clock::now(); now < end_; now = steady_clock::now()) {
+      if (!counting && now >= measure_from_) counting = true, cpu_at_start = threadRuntimeNs();
+      burnCpu(milliseconds(1));
+    }
+    std::lock_guard lock(mu_);
+    offload_cpu_ns_ += counting ? threadRuntimeNs() - cpu_at_start : 0;
+  }
+
+  // A connection thread per 250 ms: how long until it is in the foreground group?
+  void spawnConnections() {
+    // A background thread accepts, so connection threads are born outside foreground and the
+    // daemon has to move them.
+    become("bg-accept", "background", false);
+    for (int n = 0; steady_clock::now() + milliseconds(300) < end_; ++n) {
+      std::this_thread::sleep_for(milliseconds(250));
+      std::thread([this, n] {
+        const auto born = steady_clock::now();
+        become("fg-conn-" + std::to_string(n), "foreground", false);
+        const std::string path = "/proc/thread-self/cgroup";
+        while (readFile(path).find("/foreground") == std::string::npos) {
+          if (steady_clock::now() - born > seconds(1)) return;  // not placed: counted below
+          std::this_thread::sleep_for(microseconds(100));
+        }
+        const double ms = duration<double, std::milli>(steady_clock::now() - born).count();
+        std::lock_guard lock(mu_);
+        placement_.push_back(ms);
+      }).join();
+      ++connections_;
+    }
+  }
+
+  void report() {
+    const double machine_ns = o_.seconds * 1e9 * static_cast<double>(std::thread::hardware_concurrency());
+    std::printf("fg_p50_ms=%.3f fg_p99_ms=%.3f fg_p999_ms=%.3f fg_requests=%zu bg_share=%.4f bg_units=%llu "
+                "offload_share=%.4f inv_p50_ms=%.3f inv_p99_ms=%.3f inv_items=%zu placement_p50_ms=%.3f "
+                "placement_max_ms=%.3f placed=%zu/%d\n",
+                percentile(fg_latency_, 0.5), percentile(fg_latency_, 0.99), percentile(fg_latency_, 0.999),
+                fg_latency_.size(), static_cast<double>(bg_cpu_ns_) / machine_ns,
+                static_cast<unsigned long long>(bg_units_), static_cast<double>(offload_cpu_ns_) / machine_ns,
+                percentile(inversion_, 0.5), percentile(inversion_, 0.99), inversion_.size(),
+                percentile(placement_, 0.5), placement_.empty() ? 0.0 : *std::max_element(placement_.begin(), placement_.end()),
+                placement_.size(), connections_);
+  }
+
+  const Options o_;
+  cpuclass_client* client_ = nullptr;
+  steady_clock::time_point start_, measure_from_, end_;
+  std::vector<std::thread> threads_;
+
+  std::mutex item_mu_;
+  std::condition_variable item_cv_;
+  bool item_pending_ = false, item_done_ = false, stopping_ = false;
+  std::atomic<pid_t> helper_tid_{0};
+
+  std::mutex mu_;  // guards the results below
+  std::vector<double> fg_latency_, inversion_, placement_;
+  uint64_t bg_cpu_ns_ = 0, bg_units_ = 0, offload_cpu_ns_ = 0;
+  int connections_ = 0;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Loadgen(parse(argc, argv)).run();
+  return 0;
+}
