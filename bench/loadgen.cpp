@@ -47,7 +47,7 @@ namespace {
 
 struct Options {
   double seconds = 10;
-  int fg = 2, bg = 2, offload = 2;
+  int fg = 2, bg = 4, offload = 2;  // 4 bg: the CPUs stay saturated while bg-merge-0 waits
   double rate = 150;  // per fg thread
   int service_us = 1000;
   int await_ms = 20;
