@@ -683,9 +683,13 @@ Manager::StarvationPoll Manager::pollStarvation(Nanos now) {
     for (const pid_t tid : book_.boostedThreads()) look_.push_back(tid);
     sweepIdle();
   }
-  for (auto it = recheck_.begin(); it != recheck_.end() && it->second <= now; it = recheck_.begin()) {
+  for (auto it = recheck_.begin(); it != recheck_.end();) {  // keyed by tid: every entry is checked
+    if (it->second > now) {
+      ++it;
+      continue;
+    }
     look_.push_back(it->first);
-    recheck_.erase(it);
+    it = recheck_.erase(it);
   }
   std::sort(look_.begin(), look_.end());
   look_.erase(std::unique(look_.begin(), look_.end()), look_.end());
@@ -773,7 +777,10 @@ bool Manager::lookAt(pid_t tid, Nanos now) {
   auto probe = probes_.find(tid);
   if (probe == probes_.end()) {
     auto opened = cgroups::ThreadProbe::open(proc_, t.tgid, tid);
-    if (!opened) return false;  // exited: the exit event or the next rescan cleans up
+    if (!opened) {  // exited: the exit event or the next rescan cleans up
+      hot_.erase(tid);
+      return false;
+    }
     probe = probes_.emplace(tid, std::move(*opened)).first;
   }
   const auto s = sample(probe->second, tid, now, spec->boost->starved_below);
