@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,14 @@ inline void burnCpu(std::chrono::nanoseconds amount) {
   do {
     ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
   } while ((b.tv_sec - a.tv_sec) * 1'000'000'000L + (b.tv_nsec - a.tv_nsec) < amount.count());
+}
+
+// A whole (small) file, "" when unreadable.
+inline std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 // Nearest-rank percentile, p in 0..1; 0 for an empty sample.

@@ -44,13 +44,7 @@ namespace {
 
 using cpuclass::bench::burnCpu;
 using cpuclass::bench::percentile;
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using cpuclass::bench::slurp;
 
 uint64_t runtimeNs(pid_t pid, pid_t tid) {
   return std::strtoull(slurp("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/schedstat").c_str(),

@@ -28,10 +28,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <mutex>
 #include <random>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -88,13 +86,6 @@ uint64_t threadRuntimeNs() {
   timespec ts{};
   ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 class Loadgen {
@@ -244,7 +235,7 @@ class Loadgen {
         const auto born = steady_clock::now();
         become("fg-conn-" + std::to_string(n), "foreground", false);
         const std::string path = "/proc/thread-self/cgroup";
-        while (readFile(path).find("/foreground") == std::string::npos) {
+        while (cpuclass::bench::slurp(path).find("/foreground") == std::string::npos) {
           if (steady_clock::now() - born > seconds(1)) return;  // not placed: counted below
           std::this_thread::sleep_for(microseconds(100));
         }
