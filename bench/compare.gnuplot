@@ -16,5 +16,5 @@ unset logscale y
 set yrange [0:100]
 set ylabel "% of the machine"
 set title "CPU shares"
-plot data using 5:xtic(1) title "background", '' using 4 title "offload"
+plot data using 5:xtic(1) title "background", '' using 4 title "offload, all", '' using 6 title "offload bulk (no one waits)"
 unset multiplot

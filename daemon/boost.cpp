@@ -57,14 +57,20 @@ std::vector<pid_t> BoostBook::boostedThreads() const {
 }
 
 BoostVerdict BoostBook::request(pid_t tid, const std::string& worker, Nanos now, const BoostLimits& limits,
-                                bool explicit_wait) {
+                                bool explicit_wait, const std::function<bool(pid_t)>& slept) {
   if (const auto it = active_.find(tid); it != active_.end()) {
     it->second.deadline = std::max(it->second.deadline, now + limits.window);
     it->second.explicit_wait |= explicit_wait;
     return BoostVerdict::kAlreadyBoosted;
   }
-  if (const auto it = cooldowns_.find(tid); it != cooldowns_.end() && now < it->second.until && !explicit_wait) {
-    return BoostVerdict::kCoolingDown;
+  if (const auto it = cooldowns_.find(tid); it != cooldowns_.end() && !explicit_wait) {
+    Cooldown& c = it->second;
+    if (now < c.until) return BoostVerdict::kCoolingDown;
+    if (c.never_slept && !(slept && slept(tid))) {
+      c.until = now + std::max(limits.max_cooldown, limits.cooldown);  // asked again after that
+      return BoostVerdict::kCoolingDown;
+    }
+    c.never_slept = false;
   }
   if (activeFor(worker) >= limits.max_per_worker) return BoostVerdict::kWorkerBudget;
   if (active_.size() >= limits.max_total) return BoostVerdict::kTotalBudget;
@@ -102,6 +108,7 @@ std::vector<EndedBoost> BoostBook::expire(Nanos now, const std::function<bool(pi
     const Nanos cool = c.next.count() == 0 ? a.cooldown : c.next;
     c.until = now + cool;
     c.next = std::min(cool * 2, std::max(a.max_cooldown, a.cooldown));
+    c.never_slept = true;
     it = active_.erase(it);
   }
   return out;

@@ -82,12 +82,16 @@ struct EndedBoost {
 // Hysteresis tells a quick item someone waits on from a CPU-hungry offload thread: a boost that
 // ends because the thread went back to sleep leaves no cooldown (and resets it); a boost that
 // runs out its window starts a cooldown that doubles with each such boost, up to max_cooldown.
-// A thread that never sleeps thus gets at most window / (window + max_cooldown) of boosted time.
+// A thread that never sleeps is no item anyone waits on but bulk work: after a boost it ran out
+// without sleeping, detection boosts it again only once it has slept (looked at every
+// max_cooldown), so bulk offload work gets one window, not a share of busy CPUs.
 class BoostBook {
  public:
   // `explicit_wait`: a worker reported that someone waits on tid; cooldowns do not apply.
+  // `slept(tid)`: whether tid slept since its last boost began (asked only of a thread whose
+  // last boost ran out without sleeping).
   BoostVerdict request(pid_t tid, const std::string& worker, Nanos now, const BoostLimits& limits,
-                       bool explicit_wait = false);
+                       bool explicit_wait = false, const std::function<bool(pid_t)>& slept = {});
   // Boosts past their deadline, now ended; the caller reverts them. A thread that never slept
   // during its boost was CPU-hungry and gets a cooldown; `slept(tid)` tells one that did (it
   // served waits back to back, faster than a poll could see it asleep) and leaves none.
@@ -116,6 +120,7 @@ class BoostBook {
   struct Cooldown {
     Nanos until{};
     Nanos next{};  // the cooldown after the next boost that runs out its window
+    bool never_slept = false;  // the last boost ran out its window without the thread sleeping
   };
   std::map<pid_t, Active> active_;
   std::unordered_map<pid_t, Cooldown> cooldowns_;

@@ -655,6 +655,15 @@ void Manager::boostStarted(pid_t tid, Thread& t) {
   if (on_boost) on_boost(tid, true);
 }
 
+// Voluntary context switches since its last boost began: it slept (a boost that ran out its
+// window may have served items back to back, faster than a poll could see it asleep).
+bool Manager::sleptSinceBoost(pid_t tid) const {
+  const auto t = threads_.find(tid);
+  if (t == threads_.end()) return false;
+  const auto n = proc_.voluntarySwitches(t->second.tgid, tid);
+  return n && *n > t->second.switches_at_boost;
+}
+
 void Manager::endBoost(pid_t tid, Nanos now) {
   if (auto e = book_.end(tid, now)) finishBoost(*e);
 }
@@ -662,15 +671,7 @@ void Manager::endBoost(pid_t tid, Nanos now) {
 
 Manager::StarvationPoll Manager::pollStarvation(Nanos now) {
   StarvationPoll out;
-  // A boost that ran out its window while the thread kept sleeping and waking (back-to-back
-  // items) was no CPU hog: no cooldown.
-  const auto slept = [this](pid_t tid) {
-    const auto t = threads_.find(tid);
-    if (t == threads_.end()) return false;
-    const auto n = proc_.voluntarySwitches(t->second.tgid, tid);
-    return n && *n > t->second.switches_at_boost;
-  };
-  for (const auto& e : book_.expire(now, slept)) {
+  for (const auto& e : book_.expire(now, [this](pid_t tid) { return sleptSinceBoost(tid); })) {
     finishBoost(e);
     out.changed = true;
   }
@@ -810,7 +811,8 @@ bool Manager::lookAt(pid_t tid, Nanos now) {
   ++counters.starvation_events;
   const auto process = processes_.find(t.tgid);
   if (process == processes_.end()) return false;
-  const auto verdict_of_book = book_.request(tid, process->second.worker, now, limitsOf(*spec->boost));
+  const auto verdict_of_book = book_.request(tid, process->second.worker, now, limitsOf(*spec->boost), false,
+                                             [this](pid_t other) { return sleptSinceBoost(other); });
   if (verdict_of_book == BoostVerdict::kStarted) {
     ++counters.boosts_started;
     boostStarted(tid, t);

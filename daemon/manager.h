@@ -210,6 +210,7 @@ class Manager {
   const policy::ClassSpec* classOf(const Thread& t) const { return t.spec; }
   const std::string& classGroupOf(const Thread& t) const { return t.class_group; }  // "<base>/<class>"
   void endBoost(pid_t tid, Nanos now);
+  bool sleptSinceBoost(pid_t tid) const;
   void sweepIdle();  // adds idle threads of class groups with CPU pressure to look_
   Result<LiveSample> sample(cgroups::ThreadProbe& probe, pid_t tid, Nanos now, double starved_below);
   bool lookAt(pid_t tid, Nanos now);  // one starvation look; whether a boost started or ended

@@ -108,20 +108,44 @@ TEST(BoostBook, ASleepingThreadLeavesNoCooldown) {
   EXPECT_EQ(b.request(1, "db", milliseconds(4), limits()), BoostVerdict::kStarted);
 }
 
-TEST(BoostBook, CpuHungryThreadBacksOffExponentially) {
+// Long items with short sleeps between them: each boost runs out its window, the thread sleeps
+// in between; the cooldown doubles up to max_cooldown.
+TEST(BoostBook, ThreadRunningOutItsWindowsBacksOffExponentially) {
   BoostLimits l = limits();
   l.max_cooldown = milliseconds(70);
+  const auto slept_between = [](pid_t) { return true; };
   BoostBook b;
   ASSERT_EQ(b.request(1, "db", milliseconds(0), l), BoostVerdict::kStarted);
   ASSERT_EQ(b.expire(milliseconds(50)).size(), 1u);  // ran out its window: cooldown 20 ms
-  EXPECT_EQ(b.request(1, "db", milliseconds(69), l), BoostVerdict::kCoolingDown);
-  ASSERT_EQ(b.request(1, "db", milliseconds(70), l), BoostVerdict::kStarted);
+  EXPECT_EQ(b.request(1, "db", milliseconds(69), l, false, slept_between), BoostVerdict::kCoolingDown);
+  ASSERT_EQ(b.request(1, "db", milliseconds(70), l, false, slept_between), BoostVerdict::kStarted);
   ASSERT_EQ(b.expire(milliseconds(120)).size(), 1u);  // again: cooldown 40 ms
-  EXPECT_EQ(b.request(1, "db", milliseconds(159), l), BoostVerdict::kCoolingDown);
-  ASSERT_EQ(b.request(1, "db", milliseconds(160), l), BoostVerdict::kStarted);
+  EXPECT_EQ(b.request(1, "db", milliseconds(159), l, false, slept_between), BoostVerdict::kCoolingDown);
+  ASSERT_EQ(b.request(1, "db", milliseconds(160), l, false, slept_between), BoostVerdict::kStarted);
   ASSERT_EQ(b.expire(milliseconds(210)).size(), 1u);  // 80 ms, capped at 70
-  EXPECT_EQ(b.request(1, "db", milliseconds(279), l), BoostVerdict::kCoolingDown);
-  EXPECT_EQ(b.request(1, "db", milliseconds(280), l), BoostVerdict::kStarted);
+  EXPECT_EQ(b.request(1, "db", milliseconds(279), l, false, slept_between), BoostVerdict::kCoolingDown);
+  EXPECT_EQ(b.request(1, "db", milliseconds(280), l, false, slept_between), BoostVerdict::kStarted);
+}
+
+// Bulk work (never sleeps): one boost, then none until it has slept; asked every max_cooldown.
+TEST(BoostBook, ThreadThatNeverSleepsIsBoostedOnceUntilItSleeps) {
+  BoostLimits l = limits();
+  l.max_cooldown = milliseconds(1000);
+  bool slept = false;
+  const auto slept_since = [&](pid_t) { return slept; };
+  BoostBook b;
+  ASSERT_EQ(b.request(1, "db", milliseconds(0), l, false, slept_since), BoostVerdict::kStarted);
+  ASSERT_EQ(b.expire(milliseconds(50), slept_since).size(), 1u);
+  EXPECT_EQ(b.request(1, "db", milliseconds(70), l, false, slept_since), BoostVerdict::kCoolingDown);
+  slept = true;  // within the max_cooldown that refusal started: not asked yet
+  EXPECT_EQ(b.request(1, "db", milliseconds(1069), l, false, slept_since), BoostVerdict::kCoolingDown);
+  EXPECT_EQ(b.request(1, "db", milliseconds(1070), l, false, slept_since), BoostVerdict::kStarted);
+  // A reported wait is no detection: it boosts a bulk thread at once.
+  ASSERT_EQ(b.end(1, milliseconds(1071)).has_value(), true);
+  ASSERT_EQ(b.request(2, "db", milliseconds(2000), l, false, {}), BoostVerdict::kStarted);
+  ASSERT_EQ(b.expire(milliseconds(2050)).size(), 1u);
+  EXPECT_EQ(b.request(2, "db", milliseconds(3100), l, false, {}), BoostVerdict::kCoolingDown);
+  EXPECT_EQ(b.request(2, "db", milliseconds(3100), l, true), BoostVerdict::kStarted);
 }
 
 // A thread serving items back to back sleeps between them faster than a poll sees: its boost
