@@ -67,6 +67,11 @@ Result<bool> Hierarchy::isDelegated(std::string_view group) const {
 }
 
 Result<void> Hierarchy::applyCpuSettings(std::string_view group, CpuSettings settings) const {
+  // A squeeze (Manager) is dynamic: a group (re)configured starts without one, so a daemon
+  // killed while squeezing leaves no cap behind once it has started again.
+  if (const auto quota = cpuQuota(group); quota && *quota) {
+    if (auto r = setCpuQuota(group, std::nullopt); !r) return r;
+  }
   const std::string idle_file = file(group, "cpu.idle");
   const bool has_idle = root_.exists(idle_file);
   if (settings.idle) {
@@ -85,6 +90,35 @@ Result<void> Hierarchy::applyCpuSettings(std::string_view group, CpuSettings set
     return root_.write(file(group, "cpu.weight"), std::to_string(settings.weight));
   }
   return root_.write(file(group, "cpu.shares"), std::to_string(sharesFromWeight(settings.weight)));
+}
+
+Result<void> Hierarchy::setCpuQuota(std::string_view group, std::optional<std::chrono::microseconds> quota) const {
+  const std::string period = std::to_string(kQuotaPeriod.count());
+  if (version_ == CgroupVersion::kV2) {
+    const std::string max_file = file(group, "cpu.max");
+    if (!root_.exists(max_file)) return fail(ENOTSUP, root_.pathOf(max_file) + " is missing (no CPU bandwidth control)");
+    return root_.write(max_file, (quota ? std::to_string(quota->count()) : "max") + " " + period);
+  }
+  const std::string quota_file = file(group, "cpu.cfs_quota_us");
+  if (!root_.exists(quota_file)) {
+    return fail(ENOTSUP, root_.pathOf(quota_file) + " is missing (no CPU bandwidth control)");
+  }
+  if (quota) {
+    if (auto r = root_.write(file(group, "cpu.cfs_period_us"), period); !r) return r;
+  }
+  return root_.write(quota_file, quota ? std::to_string(quota->count()) : "-1");
+}
+
+Result<std::optional<std::chrono::microseconds>> Hierarchy::cpuQuota(std::string_view group) const {
+  const std::string name = file(group, version_ == CgroupVersion::kV2 ? "cpu.max" : "cpu.cfs_quota_us");
+  auto text = root_.read(name);
+  if (!text) return tl::unexpected(text.error());
+  const std::string_view line = trim(*text);
+  const std::string_view value = line.substr(0, line.find(' '));  // v2: "<quota|max> <period>"
+  if (value == "max" || value == "-1") return std::optional<std::chrono::microseconds>{};
+  const auto us = parseUint(value);
+  if (!us) return fail(EINVAL, root_.pathOf(name) + ": not a quota");
+  return std::optional<std::chrono::microseconds>{std::chrono::microseconds(*us)};
 }
 
 Result<CpuSettings> Hierarchy::readCpuSettings(std::string_view group) const {

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -57,6 +58,11 @@ class Hierarchy {
   // weight is written: while idle, weight writes fail, and on v1 clearing idle resets shares.
   Result<void> applyCpuSettings(std::string_view group, CpuSettings settings) const;
   Result<CpuSettings> readCpuSettings(std::string_view group) const;
+  // CFS bandwidth: at most `quota` of CPU time per kQuotaPeriod (nullopt: no limit). ENOTSUP
+  // where the kernel has no CPU bandwidth control (v1 cpu.cfs_quota_us, v2 cpu.max).
+  static constexpr std::chrono::microseconds kQuotaPeriod{100000};
+  Result<void> setCpuQuota(std::string_view group, std::optional<std::chrono::microseconds> quota) const;
+  Result<std::optional<std::chrono::microseconds>> cpuQuota(std::string_view group) const;
 
   // Moves one thread: v2 cgroup.threads (never cgroup.procs, which moves the whole process),
   // v1 tasks. ESRCH is kGone; a real-time thread refused by the kernel is kRealTime.

@@ -51,6 +51,10 @@ constexpr size_t kIdleThreadsPerPoll = 16;
 constexpr size_t kUngatedGroupSize = 16;  // class groups this small skip the PSI gate
 // A thread that woke and ran a little since the last poll is judged again after poll / 10.
 constexpr int kRecheckDivisor = 10;
+// The squeeze of idle class groups (squeezeIdleGroups): the CPU they may use per period while a
+// busy class group waits (the kernel's minimum quota), and how long it outlasts the last wait.
+constexpr std::chrono::microseconds kSqueezeQuota{1000};
+constexpr Nanos kSqueezeHold = std::chrono::milliseconds(100);
 
 BoostLimits limitsOf(const policy::BoostSpec& b) {
   return {std::chrono::duration_cast<Nanos>(b.window), std::chrono::duration_cast<Nanos>(b.cooldown),
@@ -454,6 +458,7 @@ void Manager::placeBatch(const std::string& group, const std::string& accounting
       return;
     }
     ensured_.insert(g);
+    squeezed_.erase(g);  // ensureClass lifted any cap
   }
   // A boost moves the control group only: the accounting mirror keeps the thread in its class,
   // so class CPU stays exact while boosted.
@@ -558,6 +563,7 @@ void Manager::reload(policy::Policy next) {
   boostable_stale_ = true;
   stats_.last_reload_success_seconds = static_cast<double>(::time(nullptr));
   ensured_.clear();
+  squeezed_.clear();  // groups that stay are configured again below, which lifts their caps
   unmatched_.clear();
   left_alone_.clear();  // looked at again: a worker may be delegated now
   ++stats_.reloads;
@@ -601,8 +607,10 @@ void Manager::reload(policy::Policy next) {
 
 void Manager::stop() {
   if (policy_.daemon.on_stop == policy::OnStop::kKeep) {
-    // Boosts never outlive the daemon: boosted threads go back to their classes first.
+    // Boosts and squeezes never outlive the daemon: boosted threads go back to their classes first.
     for (const pid_t tid : book_.boostedThreads()) endBoost(tid, Nanos(monotonicNs()));
+    for (const auto& group : squeezed_) (void)tree_.control().setCpuQuota(group, std::nullopt);
+    squeezed_.clear();
     reconcile();
     saveOriginals();
     log_.info("stopping; threads keep their classes (on_stop: keep)");
@@ -680,6 +688,7 @@ Manager::StarvationPoll Manager::pollStarvation(Nanos now) {
   look_.clear();
   if (now >= next_full_poll_) {
     next_full_poll_ = now + policy_.daemon.starvation_poll;
+    squeezeIdleGroups(now);
     look_.assign(hot_.begin(), hot_.end());
     for (const pid_t tid : book_.boostedThreads()) look_.push_back(tid);
     sweepIdle();
@@ -699,6 +708,47 @@ Manager::StarvationPoll Manager::pollStarvation(Nanos now) {
   out.next = next_full_poll_;
   for (const auto& [tid, due] : recheck_) out.next = std::min(out.next, due);
   return out;
+}
+
+// Offload only on idle CPU. A SCHED_IDLE thread in a cpu.idle group still runs whenever its CPU
+// has nothing else queued, and the load balancer, counting a heavy foreground group as load,
+// leaves background threads queued on the other CPU: bulk offload took 5-25% of a machine whose
+// background threads were waiting (docs/boosting.md, "Squeeze"). So while any busy (non-idle)
+// class group's PSI grows, idle groups are capped to kSqueezeQuota per period: their CPU goes
+// really idle and the balancer pulls a waiting thread over at once. Boosted threads are in
+// _boost, outside the cap. Lifted kSqueezeHold after the last wait; no PSI, no squeeze.
+void Manager::squeezeIdleGroups(Nanos now) {
+  bool waited = false;
+  std::vector<std::string> idle_groups;
+  for (const auto& group : ensured_) {
+    const auto slash = group.rfind('/');
+    const auto* spec = policy_.findClass(group.substr(slash + 1));
+    if (spec == nullptr || !spec->run_in.empty()) continue;  // _boost, or an accounting group only
+    if (spec->idle) {
+      if (spec->squeeze) idle_groups.push_back(group);
+      continue;
+    }
+    if (const auto psi = tree_.pressure(group.substr(0, slash), spec->name)) {
+      waited |= std::exchange(busy_pressure_seen_[group], static_cast<uint64_t>(psi->count())) !=
+                static_cast<uint64_t>(psi->count());
+    }
+  }
+  std::erase_if(busy_pressure_seen_, [&](const auto& e) { return !ensured_.contains(e.first); });
+  std::erase_if(squeezed_, [&](const std::string& g) { return !ensured_.contains(g); });
+  if (waited) last_busy_wait_ = now;
+  const bool squeeze = last_busy_wait_.count() != 0 && now - last_busy_wait_ < kSqueezeHold;
+  for (const auto& group : idle_groups) {
+    if (squeezed_.contains(group) == squeeze) continue;
+    if (auto r = tree_.control().setCpuQuota(group, squeeze ? std::optional(kSqueezeQuota) : std::nullopt); !r) {
+      if (!std::exchange(squeeze_failed_, true)) log_.warning("cannot squeeze {} (logged once): {}", group, r.error().message);
+      continue;
+    }
+    if (squeeze) {
+      squeezed_.insert(group);
+    } else {
+      squeezed_.erase(group);
+    }
+  }
 }
 
 void Manager::sweepIdle() {

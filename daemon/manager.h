@@ -212,6 +212,7 @@ class Manager {
   void endBoost(pid_t tid, Nanos now);
   bool sleptSinceBoost(pid_t tid) const;
   void sweepIdle();  // adds idle threads of class groups with CPU pressure to look_
+  void squeezeIdleGroups(Nanos now);
   Result<LiveSample> sample(cgroups::ThreadProbe& probe, pid_t tid, Nanos now, double starved_below);
   bool lookAt(pid_t tid, Nanos now);  // one starvation look; whether a boost started or ended
   void boostStarted(pid_t tid, Thread& t);  // counters aside: signal, baseline, placement
@@ -257,6 +258,10 @@ class Manager {
   std::map<std::string, pid_t> sweep_cursor_;  // class group -> where its next sweep starts
   Nanos next_full_poll_{};
   std::vector<pid_t> look_;          // the threads of one poll (kept: no allocation per poll)
+  std::map<std::string, uint64_t> busy_pressure_seen_;  // non-idle class group -> PSI some total (us)
+  std::set<std::string> squeezed_;   // idle class groups capped now
+  Nanos last_busy_wait_{};           // when a non-idle class group's pressure last grew
+  bool squeeze_failed_ = false;      // warned once
 };
 
 }  // namespace cpuclass::daemon

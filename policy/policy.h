@@ -47,6 +47,7 @@ struct ClassSpec {
   std::string name;
   uint32_t cpu_weight = 100;  // v2 cpu.weight scale, 1..10000
   bool idle = false;          // cgroup cpu.idle=1
+  bool squeeze = true;        // idle groups only: capped while a non-idle class group waits for CPU
   ThreadSched sched = ThreadSched::kOther;
   int nice = 0;
   std::optional<BoostSpec> boost;

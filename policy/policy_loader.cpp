@@ -333,11 +333,13 @@ class Builder {
       c.where = at(kk);
       if (vv.IsNull()) return;
       if (!expectMap("class " + name, kk, vv)) return;
-      visitMap(vv, {"cpu_weight", "idle", "sched", "nice", "boost", "run_in"}, [&](const std::string& key, const YAML::Node& k3, const YAML::Node& v3) {
+      visitMap(vv, {"cpu_weight", "idle", "squeeze", "sched", "nice", "boost", "run_in"}, [&](const std::string& key, const YAML::Node& k3, const YAML::Node& v3) {
         if (key == "cpu_weight") {
           if (auto x = readInt(key, k3, v3, 1, 10000)) c.cpu_weight = static_cast<uint32_t>(*x);
         } else if (key == "idle") {
           if (auto x = readBool(key, k3, v3)) c.idle = *x;
+        } else if (key == "squeeze") {
+          if (auto x = readBool(key, k3, v3)) c.squeeze = *x;
         } else if (key == "sched") {
           if (auto x = readSched(key, k3, v3)) c.sched = *x;
         } else if (key == "nice") {
