@@ -158,6 +158,30 @@ TEST(HierarchyV2, IdleClassAndThreadMovesUseCgroupThreads) {
   EXPECT_FALSE(h.applyCpuSettings("w/offload", {0, false}));
 }
 
+TEST(HierarchySettings, CpuQuotaIsWrittenReadAndLiftedByApplyingSettings) {
+  using std::chrono::microseconds;
+  FakeCgroupTree v1(false), v2(true);
+  for (auto* t : {&v1, &v2}) t->addGroup("w/offload");
+  const auto h1 = open(v1, CgroupVersion::kV1), h2 = open(v2, CgroupVersion::kV2);
+  v1.set("w/offload", "cpu.cfs_period_us", "250000\n");
+  ASSERT_TRUE(h1.setCpuQuota("w/offload", microseconds(1000)));
+  ASSERT_TRUE(h2.setCpuQuota("w/offload", microseconds(1000)));
+  EXPECT_EQ(v1.get("w/offload", "cpu.cfs_quota_us"), "1000");
+  EXPECT_EQ(v1.get("w/offload", "cpu.cfs_period_us"), "100000");
+  EXPECT_EQ(v2.get("w/offload", "cpu.max"), "1000 100000");
+  for (const auto* h : {&h1, &h2}) {
+    EXPECT_EQ(*h->cpuQuota("w/offload"), std::optional(microseconds(1000)));
+    // A group configured again (daemon restart, reload) starts without a cap.
+    ASSERT_TRUE(h->applyCpuSettings("w/offload", {100, true}));
+    EXPECT_EQ(*h->cpuQuota("w/offload"), std::nullopt);
+  }
+  EXPECT_EQ(v1.get("w/offload", "cpu.cfs_quota_us"), "-1");
+  EXPECT_EQ(v2.get("w/offload", "cpu.max"), "max 100000");
+  std::filesystem::remove(v1.at("w/offload") / "cpu.cfs_quota_us");  // no CONFIG_CFS_BANDWIDTH
+  EXPECT_EQ(h1.setCpuQuota("w/offload", microseconds(1000)).error().code, ENOTSUP);
+  EXPECT_TRUE(h1.applyCpuSettings("w/offload", {100, true}));
+}
+
 TEST(HierarchyUsage, FromCpuStatAndCpuacct) {
   FakeCgroupTree v2(true);
   v2.addGroup("g");

@@ -94,6 +94,24 @@ TEST_F(BoostTest, WaitReportBoostsTheHolderAtOnceWithinBudget) {
   EXPECT_EQ(where(holder).group, "/");
 }
 
+// While background threads wait for CPU, the offload group is capped (squeezed), so its CPU goes
+// idle and the balancer moves a waiting thread there; once nothing busy waits, the cap goes.
+TEST_F(BoostTest, OffloadGroupIsSqueezedWhileBackgroundWaits) {
+  const auto hogs = spinHogs(4);  // 4 background hogs on 2 CPUs: background always has a waiter
+  const pid_t off = spawn("off-1");
+  startDaemon();
+  ASSERT_TRUE(placedAs(off, "offload"));
+  if (!layout_.unified || !fs::exists(fs::path(layout_.unified->mount_point) / prefix_ / "tw" / "background" / "cpu.pressure")) {
+    GTEST_SKIP() << "no PSI for the class groups (cgroup2 mirror with cpu.pressure): the daemon does not squeeze";
+  }
+  const fs::path quota = fs::path(layout_.cpu.mount_point) / prefix_ / "tw" / "offload" / "cpu.cfs_quota_us";
+  EXPECT_TRUE(waitUntil([&] { return testing::readFile(quota) == "1000\n"; }, 5s)) << testing::readFile(quota);
+  for (const pid_t hog : hogs) EXPECT_EQ(worker_->ask("park " + std::to_string(hog)), "ok");
+  EXPECT_TRUE(waitUntil([&] { return testing::readFile(quota) == "-1\n"; }, 5s)) << testing::readFile(quota);
+  stopDaemon();
+  EXPECT_EQ(problems(), "");
+}
+
 // offload `run_in: background`: the thread runs SCHED_IDLE in background's control group, is
 // accounted in its own mirror group, and a wait report boosts it by scheduling alone.
 TEST_F(BoostTest, ClassRunningInAnotherGroupIsBoostedInPlace) {

@@ -12,12 +12,15 @@ void FakeCgroupTree::addGroup(const std::string& group) {
       writeFile(dir / "cgroup.type", "domain\n");
       writeFile(dir / "cpu.weight", "100\n");
       writeFile(dir / "cpu.idle", "0\n");
+      writeFile(dir / "cpu.max", "max 100000\n");
     }
   } else {
     for (const auto* f : {"cgroup.procs", "tasks"}) writeFile(dir / f, "");
     writeFile(dir / "cpu.shares", "1024\n");
     writeFile(dir / "cpu.idle", "0\n");
     writeFile(dir / "cpuacct.usage", "0\n");
+    writeFile(dir / "cpu.cfs_quota_us", "-1\n");
+    writeFile(dir / "cpu.cfs_period_us", "100000\n");
   }
 }
 
