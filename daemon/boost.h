@@ -99,6 +99,13 @@ class BoostBook {
   // Ends one boost early: the thread slept, the wait ended, or it exited. No cooldown follows.
   std::optional<EndedBoost> end(pid_t tid, Nanos now);
   bool boosted(pid_t tid) const { return active_.contains(tid); }
+  // Whether detection would be refused now for the cooldown alone: no need to look at tid.
+  bool coolingDown(pid_t tid, Nanos now) const {
+    const auto it = cooldowns_.find(tid);
+    return it != cooldowns_.end() && now < it->second.until;
+  }
+  // tid exited: its cooldown must not pass to a thread that reuses the number.
+  void forget(pid_t tid) { cooldowns_.erase(tid); }
   // Whether tid's boost was asked for by a reported wait (or an operator), not detected.
   bool explicitWait(pid_t tid) const {
     const auto it = active_.find(tid);

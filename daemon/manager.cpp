@@ -638,6 +638,7 @@ void Manager::forgetBoostState(pid_t tid) {
       boost_counters_[classGroupOf(t->second)].boosted_seconds += std::chrono::duration<double>(e->duration).count();
     }
   }
+  book_.forget(tid);
   probes_.erase(tid);
   pinned_.erase(tid);
   detector_.forget(tid);
@@ -689,9 +690,12 @@ Manager::StarvationPoll Manager::pollStarvation(Nanos now) {
   if (now >= next_full_poll_) {
     next_full_poll_ = now + policy_.daemon.starvation_poll;
     squeezeIdleGroups(now);
-    look_.assign(hot_.begin(), hot_.end());
+    // A thread cooling down would be refused a boost anyway (bulk work, mostly): not looked at.
+    for (const pid_t tid : hot_) {
+      if (!book_.coolingDown(tid, now)) look_.push_back(tid);
+    }
     for (const pid_t tid : book_.boostedThreads()) look_.push_back(tid);
-    sweepIdle();
+    sweepIdle(now);
   }
   for (auto it = recheck_.begin(); it != recheck_.end();) {  // keyed by tid: every entry is checked
     if (it->second > now) {
@@ -751,7 +755,7 @@ void Manager::squeezeIdleGroups(Nanos now) {
   }
 }
 
-void Manager::sweepIdle() {
+void Manager::sweepIdle(Nanos now) {
   if (boostable_stale_) {
     boostable_.clear();
     for (const auto& [tid, t] : threads_) {
@@ -777,7 +781,7 @@ void Manager::sweepIdle() {
     size_t picked = 0;
     for (size_t steps = 0; steps < tids.size() && picked < kIdleThreadsPerPoll; ++steps, ++i) {
       if (i == tids.size()) i = 0;
-      if (hot_.contains(tids[i]) || book_.boosted(tids[i])) continue;  // looked at anyway
+      if (hot_.contains(tids[i]) || book_.boosted(tids[i]) || book_.coolingDown(tids[i], now)) continue;
       look_.push_back(tids[i]);
       ++picked;
     }

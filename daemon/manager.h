@@ -211,7 +211,7 @@ class Manager {
   const std::string& classGroupOf(const Thread& t) const { return t.class_group; }  // "<base>/<class>"
   void endBoost(pid_t tid, Nanos now);
   bool sleptSinceBoost(pid_t tid) const;
-  void sweepIdle();  // adds idle threads of class groups with CPU pressure to look_
+  void sweepIdle(Nanos now);  // adds idle threads of class groups with CPU pressure to look_
   void squeezeIdleGroups(Nanos now);
   Result<LiveSample> sample(cgroups::ThreadProbe& probe, pid_t tid, Nanos now, double starved_below);
   bool lookAt(pid_t tid, Nanos now);  // one starvation look; whether a boost started or ended

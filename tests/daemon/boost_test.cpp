@@ -162,6 +162,19 @@ TEST(BoostBook, ExpiredBoostOfAThreadThatSleptLeavesNoCooldown) {
   EXPECT_EQ(b.request(2, "db", milliseconds(51), l), BoostVerdict::kCoolingDown);
 }
 
+// The poll skips threads cooling down; an exited thread's cooldown does not pass to its TID's reuse.
+TEST(BoostBook, CoolingDownUntilTheCooldownEndsAndForgottenOnExit) {
+  BoostBook b;
+  ASSERT_EQ(b.request(1, "db", milliseconds(0), limits()), BoostVerdict::kStarted);
+  EXPECT_FALSE(b.coolingDown(1, milliseconds(10)));  // boosted, not cooling
+  ASSERT_EQ(b.expire(milliseconds(50)).size(), 1u);
+  EXPECT_TRUE(b.coolingDown(1, milliseconds(69)));
+  EXPECT_FALSE(b.coolingDown(1, milliseconds(70)));
+  b.forget(1);
+  EXPECT_FALSE(b.coolingDown(1, milliseconds(60)));
+  EXPECT_EQ(b.request(1, "db", milliseconds(60), limits()), BoostVerdict::kStarted);
+}
+
 TEST(BoostBook, ExplicitWaitIgnoresTheCooldown) {
   BoostBook b;
   ASSERT_EQ(b.request(1, "db", milliseconds(0), limits()), BoostVerdict::kStarted);
