@@ -168,7 +168,7 @@ class Loop {
   static int onRescan(sd_event_source* s, uint64_t, void* userdata) {
     auto* self = static_cast<Loop*>(userdata);
     try {
-      self->manager_.rescan();
+      self->manager_.rescan(false);
       self->publisher_.publish(self->manager_);
       // Only news: every datagram is work for PID 1 (and a full queue would block us).
       if (auto status = self->manager_.status(); status != self->last_status_) {

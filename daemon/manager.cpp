@@ -51,6 +51,8 @@ constexpr size_t kIdleThreadsPerPoll = 16;
 constexpr size_t kUngatedGroupSize = 16;  // class groups this small skip the PSI gate
 // A thread that woke and ran a little since the last poll is judged again after poll / 10.
 constexpr int kRecheckDivisor = 10;
+// Every this many periodic rescans, every thread is read again; in between only changed ones.
+constexpr uint64_t kFullRescanEvery = 5;
 // The squeeze of idle class groups (squeezeIdleGroups): the CPU they may use per period while a
 // busy class group waits (the kernel's minimum quota), and how long it outlasts the last wait.
 constexpr std::chrono::microseconds kSqueezeQuota{1000};
@@ -187,6 +189,23 @@ void Manager::markThreadsDirty(pid_t pid) {
   }
 }
 
+void Manager::markChangedThreadsDirty() {
+  std::map<std::string, std::set<pid_t>> members;  // control group -> its threads, read once
+  for (const auto& group : ensured_) {
+    if (auto tids = tree_.control().threads(group)) members[group].insert(tids->begin(), tids->end());
+  }
+  for (const auto& [pid, p] : processes_) {
+    auto tids = proc_.threads(pid);
+    if (!tids) continue;
+    for (const pid_t tid : *tids) {
+      const auto t = threads_.find(tid);
+      const bool in_place = t != threads_.end() && t->second.applied_group &&
+                            members[*t->second.applied_group].contains(tid);
+      if (!in_place) dirty_.emplace(tid, pid);
+    }
+  }
+}
+
 void Manager::forgetProcess(pid_t pid) {
   const auto it = processes_.find(pid);
   if (it == processes_.end()) return;
@@ -289,7 +308,7 @@ void Manager::handleEvents(const std::vector<ProcEvent>& events, bool lost) {
   reconcile();
 }
 
-void Manager::rescan() {
+void Manager::rescan(bool full) {
   ++stats_.rescans;
   auto pids = proc_.processes();
   if (!pids) {
@@ -316,7 +335,15 @@ void Manager::rescan() {
       considerProcess(pid);
     }
   }
-  for (const auto& [pid, p] : processes_) markThreadsDirty(pid);
+  // A full rescan (start, reload, lost events, every kFullRescanEvery-th periodic one) reads
+  // every thread again: scheduling drift, missed comm changes. The others read only threads that are new, unplaced, or gone from the group they were placed
+  // in, found with one read of each group's member list: at 2,000 threads the full pass cost
+  // the daemon ~2% of a core every 2 s (docs/boosting.md, "Daemon CPU at scale").
+  if (full || ++light_rescans_ % kFullRescanEvery == 0) {
+    for (const auto& [pid, p] : processes_) markThreadsDirty(pid);
+  } else {
+    markChangedThreadsDirty();
+  }
   for (const auto& base : std::set<std::string>(pending_removal_)) tryRemoveGroups(base);
   reconcile();
 }

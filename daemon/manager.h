@@ -80,8 +80,9 @@ class Manager {
   // earlier run left in groups nobody manages any more.
   void start();
   void handleEvents(const std::vector<cgroups::ProcEvent>& events, bool lost);
-  // Full /proc scan: finds what events missed and corrects drift.
-  void rescan();
+  // /proc scan: finds what events missed and corrects drift. A periodic one (`full` false) reads
+  // every thread only every kFullRescanEvery-th time, else only threads that changed group.
+  void rescan(bool full = true);
   // Applies a new, already validated policy in place.
   void reload(policy::Policy policy);
   // Per policy: `restore` puts every thread back and removes the groups; `keep` leaves them.
@@ -202,6 +203,7 @@ class Manager {
   void forgetProcess(pid_t pid);
   void releaseProcess(pid_t pid);  // restore its threads, then forget it
   void markThreadsDirty(pid_t pid);
+  void markChangedThreadsDirty();  // threads new, unplaced, or not in their placed group
   void reconcile();
   void recordOriginal(pid_t tid, pid_t tgid, const cgroups::ThreadFacts& facts);
   void setScheduling(const Plan& plan);
@@ -262,6 +264,7 @@ class Manager {
   std::set<std::string> squeezed_;   // idle class groups capped now
   Nanos last_busy_wait_{};           // when a non-idle class group's pressure last grew
   bool squeeze_failed_ = false;      // warned once
+  uint64_t light_rescans_ = 0;       // periodic rescans, for the full one every kFullRescanEvery
 };
 
 }  // namespace cpuclass::daemon

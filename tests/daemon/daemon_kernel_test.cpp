@@ -140,6 +140,17 @@ TEST_F(DaemonTest, DriftIsCorrectedAtTheNextRescan) {
   EXPECT_NE(daemonLog().find("was moved out of"), std::string::npos);
 }
 
+// Scheduling alone drifted (the thread stayed in its group): only a full rescan reads it, every
+// 5th periodic one (2.5 s at the test's 500 ms rescan_interval).
+TEST_F(DaemonTest, SchedulingDriftIsCorrectedAtAFullRescan) {
+  const pid_t off = spawn("off-1");
+  startDaemon();
+  ASSERT_TRUE(placedAs(off, "offload"));
+  ASSERT_EQ(cgroups::setThreadSched(off, {cgroups::kSchedOther, 0}), cgroups::Outcome::kDone);
+  ASSERT_EQ(where(off).policy, cgroups::kSchedOther);
+  EXPECT_TRUE(waitUntil([&] { return placedAs(off, "offload"); }, 6s)) << where(off).policy;
+}
+
 TEST_F(DaemonTest, GroupsOfAnExitedWorkerAreRemoved) {
   spawn("bg-1");
   startDaemon();
