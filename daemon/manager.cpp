@@ -336,9 +336,10 @@ void Manager::rescan(bool full) {
     }
   }
   // A full rescan (start, reload, lost events, every kFullRescanEvery-th periodic one) reads
-  // every thread again: scheduling drift, missed comm changes. The others read only threads that are new, unplaced, or gone from the group they were placed
-  // in, found with one read of each group's member list: at 2,000 threads the full pass cost
-  // the daemon ~2% of a core every 2 s (docs/boosting.md, "Daemon CPU at scale").
+  // every thread again: scheduling drift, missed comm changes. The others read only threads
+  // that are new, unplaced, or gone from the group they were placed in, found with one read of
+  // each group's member list: at 2,000 threads the full pass cost the daemon ~2% of a core
+  // every 2 s (docs/boosting.md, "Daemon CPU at scale").
   if (full || ++light_rescans_ % kFullRescanEvery == 0) {
     for (const auto& [pid, p] : processes_) markThreadsDirty(pid);
   } else {
@@ -744,7 +745,7 @@ Manager::StarvationPoll Manager::pollStarvation(Nanos now) {
 // Offload only on idle CPU. A SCHED_IDLE thread in a cpu.idle group still runs whenever its CPU
 // has nothing else queued, and the load balancer, counting a heavy foreground group as load,
 // leaves background threads queued on the other CPU: bulk offload took 5-25% of a machine whose
-// background threads were waiting (docs/boosting.md, "Squeeze"). So while any busy (non-idle)
+// background threads were waiting (docs/boosting.md, "Round 4"). So while any busy (non-idle)
 // class group's PSI grows, idle groups are capped to kSqueezeQuota per period: their CPU goes
 // really idle and the balancer pulls a waiting thread over at once. Boosted threads are in
 // _boost, outside the cap. Lifted kSqueezeHold after the last wait; no PSI, no squeeze.
@@ -760,8 +761,9 @@ void Manager::squeezeIdleGroups(Nanos now) {
       continue;
     }
     if (const auto psi = tree_.pressure(group.substr(0, slash), spec->name)) {
-      waited |= std::exchange(busy_pressure_seen_[group], static_cast<uint64_t>(psi->count())) !=
-                static_cast<uint64_t>(psi->count());
+      const auto total = static_cast<uint64_t>(psi->count());
+      const auto [seen, first] = busy_pressure_seen_.try_emplace(group, total);  // first: a baseline
+      waited |= !first && std::exchange(seen->second, total) != total;
     }
   }
   std::erase_if(busy_pressure_seen_, [&](const auto& e) { return !ensured_.contains(e.first); });
