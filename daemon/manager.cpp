@@ -56,7 +56,9 @@ constexpr uint64_t kFullRescanEvery = 5;
 // The squeeze of idle class groups (squeezeIdleGroups): the CPU they may use per period while a
 // busy class group waits (the kernel's minimum quota), and how long it outlasts the last wait.
 constexpr std::chrono::microseconds kSqueezeQuota{1000};
-constexpr Nanos kSqueezeHold = std::chrono::milliseconds(100);
+constexpr Nanos kSqueezeWindow = std::chrono::milliseconds(100);
+// A busy group "waits" when its PSI some total grew by at least this fraction (1/4) of a window.
+constexpr int kSqueezeWaitDivisor = 4;
 
 BoostLimits limitsOf(const policy::BoostSpec& b) {
   return {std::chrono::duration_cast<Nanos>(b.window), std::chrono::duration_cast<Nanos>(b.cooldown),
@@ -745,11 +747,15 @@ Manager::StarvationPoll Manager::pollStarvation(Nanos now) {
 // Offload only on idle CPU. A SCHED_IDLE thread in a cpu.idle group still runs whenever its CPU
 // has nothing else queued, and the load balancer, counting a heavy foreground group as load,
 // leaves background threads queued on the other CPU: bulk offload took 5-25% of a machine whose
-// background threads were waiting (docs/boosting.md, "Round 4"). So while any busy (non-idle)
-// class group's PSI grows, idle groups are capped to kSqueezeQuota per period: their CPU goes
-// really idle and the balancer pulls a waiting thread over at once. Boosted threads are in
-// _boost, outside the cap. Lifted kSqueezeHold after the last wait; no PSI, no squeeze.
+// background threads were waiting (docs/boosting.md, "Round 4"). So in every kSqueezeWindow in
+// which a busy (non-idle) class group waited for CPU a quarter of the time or more (its PSI),
+// idle groups are capped to kSqueezeQuota per period for the next window: their CPU goes really
+// idle and the balancer pulls a waiting thread over at once. The window is long enough that the
+// short waits any wake-up costs do not count: judged per 10 ms poll, they squeezed offload off
+// a half-idle machine. Boosted threads are in _boost, outside the cap. No PSI, no squeeze.
 void Manager::squeezeIdleGroups(Nanos now) {
+  if (now < next_squeeze_check_) return;
+  next_squeeze_check_ = now + kSqueezeWindow;
   bool waited = false;
   std::vector<std::string> idle_groups;
   for (const auto& group : ensured_) {
@@ -761,22 +767,22 @@ void Manager::squeezeIdleGroups(Nanos now) {
       continue;
     }
     if (const auto psi = tree_.pressure(group.substr(0, slash), spec->name)) {
-      const auto total = static_cast<uint64_t>(psi->count());
-      const auto [seen, first] = busy_pressure_seen_.try_emplace(group, total);  // first: a baseline
-      waited |= !first && std::exchange(seen->second, total) != total;
+      const Nanos total = *psi;
+      const auto [seen, first] = busy_pressure_seen_.try_emplace(group, PressureSeen{total, now});
+      if (first) continue;  // a baseline
+      waited |= total - seen->second.total >= (now - seen->second.at) / kSqueezeWaitDivisor;
+      seen->second = {total, now};
     }
   }
   std::erase_if(busy_pressure_seen_, [&](const auto& e) { return !ensured_.contains(e.first); });
   std::erase_if(squeezed_, [&](const std::string& g) { return !ensured_.contains(g); });
-  if (waited) last_busy_wait_ = now;
-  const bool squeeze = last_busy_wait_.count() != 0 && now - last_busy_wait_ < kSqueezeHold;
   for (const auto& group : idle_groups) {
-    if (squeezed_.contains(group) == squeeze) continue;
-    if (auto r = tree_.control().setCpuQuota(group, squeeze ? std::optional(kSqueezeQuota) : std::nullopt); !r) {
+    if (squeezed_.contains(group) == waited) continue;
+    if (auto r = tree_.control().setCpuQuota(group, waited ? std::optional(kSqueezeQuota) : std::nullopt); !r) {
       if (!std::exchange(squeeze_failed_, true)) log_.warning("cannot squeeze {} (logged once): {}", group, r.error().message);
       continue;
     }
-    if (squeeze) {
+    if (waited) {
       squeezed_.insert(group);
     } else {
       squeezed_.erase(group);

@@ -260,9 +260,13 @@ class Manager {
   std::map<std::string, pid_t> sweep_cursor_;  // class group -> where its next sweep starts
   Nanos next_full_poll_{};
   std::vector<pid_t> look_;          // the threads of one poll (kept: no allocation per poll)
-  std::map<std::string, uint64_t> busy_pressure_seen_;  // non-idle class group -> PSI some total (us)
+  struct PressureSeen {
+    Nanos total;  // PSI some total
+    Nanos at;
+  };
+  std::map<std::string, PressureSeen> busy_pressure_seen_;  // non-idle class group -> last read
   std::set<std::string> squeezed_;   // idle class groups capped now
-  Nanos last_busy_wait_{};           // when a non-idle class group's pressure last grew
+  Nanos next_squeeze_check_{};       // squeezeIdleGroups judges one window at a time
   bool squeeze_failed_ = false;      // warned once
   uint64_t light_rescans_ = 0;       // periodic rescans, for the full one every kFullRescanEvery
 };
