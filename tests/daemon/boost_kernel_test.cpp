@@ -112,6 +112,36 @@ TEST_F(BoostTest, OffloadGroupIsSqueezedWhileBackgroundWaits) {
   EXPECT_EQ(problems(), "");
 }
 
+// A CPU nobody busy wants is offload's: one background hog on 2 CPUs leaves the offload group
+// uncapped, and the offload thread gets most of the other CPU.
+TEST_F(BoostTest, OffloadGroupIsNotSqueezedOnAHalfIdleMachine) {
+  const auto hogs = spinHogs(1);
+  const pid_t off = spawn("off-1");
+  startDaemon();
+  ASSERT_TRUE(placedAs(off, "offload"));
+  EXPECT_EQ(worker_->ask("spin " + std::to_string(off)), "ok");
+  const fs::path quota = fs::path(layout_.cpu.mount_point) / prefix_ / "tw" / "offload" / "cpu.cfs_quota_us";
+  const auto runtime = [&] {
+    const std::string path = "/proc/" + std::to_string(worker_->pid()) + "/task/" + std::to_string(off) + "/schedstat";
+    return std::stoull(testing::readFile(path));
+  };
+  std::this_thread::sleep_for(300ms);  // past its one boost
+  const auto before = runtime();
+  const auto started = std::chrono::steady_clock::now();
+  bool capped = false;
+  while (std::chrono::steady_clock::now() - started < 1500ms) {
+    capped |= testing::readFile(quota) != "-1\n";
+    std::this_thread::sleep_for(20ms);
+  }
+  const double share = static_cast<double>(runtime() - before) /
+                       static_cast<double>(std::chrono::nanoseconds(std::chrono::steady_clock::now() - started).count());
+  EXPECT_FALSE(capped);
+  EXPECT_GT(share, 0.5) << "the offload thread got " << share << " of a CPU";
+  for (const pid_t tid : {hogs[0], off}) EXPECT_EQ(worker_->ask("park " + std::to_string(tid)), "ok");
+  stopDaemon();
+  EXPECT_EQ(problems(), "");
+}
+
 // offload `run_in: background`: the thread runs SCHED_IDLE in background's control group, is
 // accounted in its own mirror group, and a wait report boosts it by scheduling alone.
 TEST_F(BoostTest, ClassRunningInAnotherGroupIsBoostedInPlace) {
