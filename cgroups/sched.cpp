@@ -27,6 +27,8 @@ struct SchedAttr {
   uint32_t sched_util_max;
 };
 
+constexpr uint64_t kResetOnFork = 0x01;  // SCHED_FLAG_RESET_ON_FORK
+
 Result<SchedAttr> getAttr(pid_t tid) {
   SchedAttr attr{};
   if (::syscall(SYS_sched_getattr, tid, &attr, sizeof attr, 0) != 0) {
@@ -62,6 +64,25 @@ Result<ThreadSched> readThreadSched(pid_t tid) {
   auto attr = getAttr(tid);
   if (!attr) return tl::unexpected(attr.error());
   return ThreadSched{static_cast<int>(attr->sched_policy), attr->sched_nice};
+}
+
+Result<bool> setThreadSlice(pid_t tid, std::chrono::nanoseconds slice) {
+  auto attr = getAttr(tid);
+  if (!attr) return tl::unexpected(attr.error());
+  if (isRealtimePolicy(static_cast<int>(attr->sched_policy))) return false;
+  attr->size = sizeof *attr;
+  attr->sched_flags &= kResetOnFork;  // the only flag that is state, not a request
+  attr->sched_runtime = static_cast<uint64_t>(slice.count());
+  if (::syscall(SYS_sched_setattr, tid, &*attr, 0) != 0) return failErrno("sched_setattr tid " + std::to_string(tid) + " slice");
+  auto now = readThreadSlice(tid);
+  if (!now) return tl::unexpected(now.error());
+  return *now == slice;
+}
+
+Result<std::chrono::nanoseconds> readThreadSlice(pid_t tid) {
+  auto attr = getAttr(tid);
+  if (!attr) return tl::unexpected(attr.error());
+  return std::chrono::nanoseconds(attr->sched_runtime);
 }
 
 Result<Outcome> setThreadSched(pid_t tid, ThreadSched sched) {

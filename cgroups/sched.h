@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <string_view>
 
 #include "base/error.h"
@@ -23,6 +24,14 @@ Result<ThreadSched> readThreadSched(pid_t tid);
 // as it is and reported as kRealTime: demoting it would silently break its owner's latency
 // guarantees, and the kernel keeps it out of child cpu cgroups anyway.
 Result<Outcome> setThreadSched(pid_t tid, ThreadSched sched);
+
+// Gives a thread a custom EEVDF slice (sched_attr.sched_runtime, Linux 6.12+), keeping its policy
+// and nice. A thread with a shorter slice than the running one preempts it at wake-up instead of
+// waiting for its slice to end (PREEMPT_SHORT). True when the kernel took it: older kernels ignore
+// the field, and a real-time thread is left alone.
+Result<bool> setThreadSlice(pid_t tid, std::chrono::nanoseconds slice);
+// The slice of a fair-class thread as the kernel reports it (Linux 6.12+; zero before).
+Result<std::chrono::nanoseconds> readThreadSlice(pid_t tid);
 
 std::string_view schedPolicyName(int policy);
 

@@ -121,6 +121,23 @@ TEST_F(KernelTest, NiceIsSetAlsoWhenTheTargetPolicyIsIdle) {
   EXPECT_EQ(procNice(tid), 0);
 }
 
+TEST_F(KernelTest, ASliceKeepsPolicyAndNice) {
+  ParkedThreads threads(2, "slice");
+  const pid_t tid = threads.tids()[0];
+  ASSERT_EQ(setThreadSched(tid, {kSchedBatch, 5}), Outcome::kDone);
+  const auto taken = setThreadSlice(tid, std::chrono::microseconds(200));
+  ASSERT_TRUE(taken) << taken.error().message;
+  if (!*taken) GTEST_SKIP() << "this kernel has no custom slices (Linux 6.12+)";
+  EXPECT_EQ(*readThreadSlice(tid), std::chrono::microseconds(200));
+  EXPECT_EQ(*readThreadSched(tid), (ThreadSched{kSchedBatch, 5}));
+  EXPECT_NE(*readThreadSlice(threads.tids()[1]), std::chrono::microseconds(200));  // per thread
+  sched_param param{};
+  param.sched_priority = 1;
+  ASSERT_EQ(::sched_setscheduler(tid, SCHED_FIFO, &param), 0) << "cannot make a SCHED_FIFO thread";
+  EXPECT_EQ(setThreadSlice(tid, std::chrono::microseconds(300)), false);
+  EXPECT_EQ(procPolicy(tid), kSchedFifo);
+}
+
 TEST_F(KernelTest, ClearingIdleKeepsTheConfiguredWeight) {
   ASSERT_TRUE(tree_->ensureClass(base_, "c", {200, true}));
   const std::string group = base_ + "/c";

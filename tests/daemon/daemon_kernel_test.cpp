@@ -151,6 +151,16 @@ TEST_F(DaemonTest, SchedulingDriftIsCorrectedAtAFullRescan) {
   EXPECT_TRUE(waitUntil([&] { return placedAs(off, "offload"); }, 6s)) << where(off).policy;
 }
 
+// The loop's thread preempts a CPU hog at wake-up (docs/boosting.md, "Round 5").
+TEST_F(DaemonTest, TheLoopRunsWithAShortSlice) {
+  const pid_t off = spawn("off-1");
+  if (const auto probe = cgroups::setThreadSlice(off, 300us); !probe || !*probe) {
+    GTEST_SKIP() << "this kernel has no custom slices (Linux 6.12+)";
+  }
+  startDaemon();
+  EXPECT_EQ(cgroups::readThreadSlice(daemon_->pid()), std::chrono::nanoseconds(100us));
+}
+
 TEST_F(DaemonTest, GroupsOfAnExitedWorkerAreRemoved) {
   spawn("bg-1");
   startDaemon();
