@@ -99,6 +99,22 @@ check "metrics: the undelegated worker is reported" sh -c "curl -sf http://127.0
 check "cpuclassctl status over the system bus" sh -c "cpuclassctl status | tee /dev/stderr | grep -q 'not delegated'"
 check "cpuclassctl explain names worker, class and group" sh -c "cpuclassctl explain $O | tee /dev/stderr | grep -q 'offload' && cpuclassctl explain $O | grep -q 'vmdemo'"
 
+# --- squeeze -----------------------------------------------------------------------------------
+# Four spinning background threads on 2 CPUs wait for CPU (their group's PSI): the daemon caps
+# every offload group to 1 ms per 100 ms (cpu.max) while they do, and lifts the cap after.
+cat > /etc/systemd/system/cpuclass-busy-worker.service <<UNIT
+[Service]
+ExecStart=/usr/local/bin/cpuclass-test-worker --serve --tag=vmdemo --spin=merge-2 --spin=merge-3 --spin=merge-4 --spin=merge-5 --spin=offload-2
+Delegate=yes
+UNIT
+systemctl daemon-reload
+check "cpu.pressure exists for class groups (PSI)" test -e "$cg/cpuclass/background/cpu.pressure"
+check "offload cpu.max starts uncapped" grep -qx "max 100000" "$cg/cpuclass/offload/cpu.max"
+systemctl start cpuclass-busy-worker
+eventually 30 "background spinning on every CPU: offload squeezed (cpu.max 1000 100000)" grep -qx "1000 100000" "$cg/cpuclass/offload/cpu.max"
+systemctl stop cpuclass-busy-worker
+eventually 30 "background idle again: the squeeze is lifted" grep -qx "max 100000" "$cg/cpuclass/offload/cpu.max"
+
 # --- cpuclassctl delegate and run --------------------------------------------------------------
 check "cpuclassctl delegate writes a drop-in and says the unit must restart" sh -c 'cpuclassctl delegate cpuclass-plain-worker.service | tee /dev/stderr | grep -q "must restart"'
 check "the drop-in sets Delegate=yes" grep -qx "Delegate=yes" /etc/systemd/system/cpuclass-plain-worker.service.d/50-cpuclass-delegate.conf

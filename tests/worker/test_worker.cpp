@@ -7,7 +7,8 @@
 //   spin TID            the thread burns CPU until 'park'   -> "ok"
 //   park TID                                                -> "ok"
 //   quit
-// Arguments: --thread=NAME (repeatable) starts parked threads at once; --serve keeps running
+// Arguments: --thread=NAME (repeatable) starts parked threads at once, --spin=NAME spinning
+// threads (until 'park'); --serve keeps running
 // after stdin ends until SIGTERM (for a systemd unit, whose stdin is /dev/null). Others are
 // free-form (e.g. --tag=X, for policies to match the command line).
 #include <pthread.h>
@@ -93,6 +94,12 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg.starts_with("--thread=")) startThread(arg.substr(9));
+    if (arg.starts_with("--spin=")) {
+      Worker* w = startThread(arg.substr(7));
+      std::lock_guard lock(mu);
+      w->spin = true;
+      cv.notify_all();
+    }
   }
   std::string line;
   while (std::getline(std::cin, line)) {
