@@ -26,8 +26,8 @@ namespace {
 using std::chrono::microseconds;
 
 // The loop's thread gets a short EEVDF slice: a wait report or a poll timer then preempts a
-// CPU hog at wake-up instead of waiting up to its slice (a few ms at HZ=250) for a CPU. It
-// brought wait reports' item p99 from 3.2-3.7 to 2.5-2.9 ms (docs/boosting.md, "Round 5").
+// CPU hog at wake-up instead of waiting until the hog's slice ends (seen at a tick). Wait
+// reports' item p99: 2.75 ms with it, 3.40 ms without (docs/boosting.md, "Round 5").
 constexpr microseconds kOwnSlice{100};
 
 // Owns the loop's sources; every sd-event callback lands in one of its methods and never lets
