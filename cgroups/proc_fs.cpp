@@ -49,10 +49,14 @@ Result<std::string> ProcFs::read(pid_t pid, pid_t tid, std::string_view file) co
   return root_.read(taskPath(pid, tid, file));
 }
 
+Result<ThreadStat> ProcFs::stat(pid_t pid, pid_t tid) const {
+  auto text = read(pid, tid, "stat");
+  if (!text) return tl::unexpected(text.error());
+  return parseStat(*text);
+}
+
 Result<ThreadFacts> ProcFs::thread(pid_t pid, pid_t tid, bool runtime) const {
-  auto stat_text = read(pid, tid, "stat");
-  if (!stat_text) return tl::unexpected(stat_text.error());
-  auto stat = parseStat(*stat_text);
+  auto stat = this->stat(pid, tid);
   if (!stat) return tl::unexpected(stat.error());
   ThreadFacts f;
   f.tid = tid;

@@ -11,6 +11,7 @@
 #include "base/error.h"
 #include "base/unique_fd.h"
 #include "cgroups/proc_fs.h"
+#include "cgroups/proc_parse.h"
 
 namespace cpuclass::cgroups {
 
@@ -30,6 +31,7 @@ class ThreadProbe {
  public:
   static Result<ThreadProbe> open(const ProcFs& proc, pid_t pid, pid_t tid);
   Result<char> state();
+  Result<ThreadStat> stat();  // all of stat: the drift check's comm, start time, policy, nice
   Result<uint64_t> runtimeNs();
 
  private:

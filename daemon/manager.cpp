@@ -191,11 +191,23 @@ void Manager::markThreadsDirty(pid_t pid) {
   }
 }
 
-void Manager::markChangedThreadsDirty() {
-  std::map<std::string, std::set<pid_t>> members;  // control group -> its threads, read once
+void Manager::markChangedThreadsDirty(bool check_drift) {
+  // Member lists, each read once: control groups always, accounting groups when checking drift.
+  std::map<std::string, std::set<pid_t>> members;
+  std::map<std::string, std::set<pid_t>> mirror_members;
   for (const auto& group : ensured_) {
     if (auto tids = tree_.control().threads(group)) members[group].insert(tids->begin(), tids->end());
   }
+  const auto in_mirror = [&](const std::string& group, pid_t tid) {
+    const auto* mirror = tree_.accounting();
+    if (mirror == nullptr) return true;
+    auto it = mirror_members.find(group);
+    if (it == mirror_members.end()) {
+      it = mirror_members.emplace(group, std::set<pid_t>{}).first;
+      if (auto tids = mirror->threads(group)) it->second.insert(tids->begin(), tids->end());
+    }
+    return it->second.contains(tid);
+  };
   for (const auto& [pid, p] : processes_) {
     auto tids = proc_.threads(pid);
     if (!tids) continue;
@@ -203,9 +215,19 @@ void Manager::markChangedThreadsDirty() {
       const auto t = threads_.find(tid);
       const bool in_place = t != threads_.end() && t->second.applied_group &&
                             members[*t->second.applied_group].contains(tid);
-      if (!in_place) dirty_.emplace(tid, pid);
+      if (!in_place || (check_drift && (drifted(tid, t->second) || !in_mirror(t->second.class_group, tid)))) {
+        dirty_.emplace(tid, pid);
+      }
     }
   }
+}
+
+bool Manager::drifted(pid_t tid, const Thread& t) {
+  // Offload threads have their stat open already (the starvation probe): a pread, no open.
+  const auto probe = probes_.find(tid);
+  const auto st = probe != probes_.end() ? probe->second.stat() : proc_.stat(t.tgid, tid);
+  if (!st) return true;  // gone or unreadable: reconcile finds out which and says so
+  return st->start_time != t.start_time || st->comm != t.comm || st->policy != t.policy || st->nice != t.nice;
 }
 
 void Manager::forgetProcess(pid_t pid) {
@@ -337,15 +359,16 @@ void Manager::rescan(bool full) {
       considerProcess(pid);
     }
   }
-  // A full rescan (start, reload, lost events, every kFullRescanEvery-th periodic one) reads
-  // every thread again: scheduling drift, missed comm changes. The others read only threads
-  // that are new, unplaced, or gone from the group they were placed in, found with one read of
-  // each group's member list: at 2,000 threads the full pass cost the daemon ~2% of a core
-  // every 2 s (docs/boosting.md, "Daemon CPU at scale").
-  if (full || ++light_rescans_ % kFullRescanEvery == 0) {
+  // A full rescan (start, reload, lost events) reconciles every thread again. A periodic one
+  // reconciles only threads that are new, unplaced, or gone from the group they were placed in,
+  // found with one read of each group's member list; every kFullRescanEvery-th also reads each
+  // thread's stat for what no event reports (scheduling drift, a missed comm change) and the
+  // accounting groups' member lists. Reconciling every thread cost the daemon ~2% of a core
+  // at 2,000 threads every 2 s (docs/boosting.md, "Daemon CPU at scale").
+  if (full) {
     for (const auto& [pid, p] : processes_) markThreadsDirty(pid);
   } else {
-    markChangedThreadsDirty();
+    markChangedThreadsDirty(++light_rescans_ % kFullRescanEvery == 0);
   }
   for (const auto& base : std::set<std::string>(pending_removal_)) tryRemoveGroups(base);
   reconcile();
@@ -398,6 +421,9 @@ void Manager::reconcile() {
     const int nice = !boost ? spec->nice : book_.explicitWait(tid) ? spec->boost->wait_nice : spec->boost->nice;
     ThreadTarget target{base + "/" + (boost_moves ? kBoostGroup : host->name),
                         kernelPolicy(boost ? spec->boost->sched : spec->sched), nice, t.class_group};
+    t.comm = facts->comm;
+    t.policy = target.policy;
+    t.nice = target.nice;
     settings[target.group] = boost_moves ? cgroups::CpuSettings{100, false} : cgroups::CpuSettings{host->cpu_weight, host->idle};
     PlanItem item{tid, std::move(target),
                   {tree_.controlGroupOf(facts->cgroups), tree_.accountingGroupOf(facts->cgroups), facts->policy, facts->nice,

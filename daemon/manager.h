@@ -189,6 +189,11 @@ class Manager {
     uint64_t created_ns = 0;  // fork event time, until placed
     bool realtime_reported = false;
     uint64_t switches_at_boost = 0;  // voluntary context switches when its boost started
+    // As of its last reconcile: its name and the scheduling it was given (or had right). A
+    // periodic full rescan compares one stat read with these (drifted()).
+    std::string comm;
+    int policy = -1;
+    int nice = 0;
   };
 
   // The base for a new process of `worker`: on v2 inside its delegated cgroup, which becomes the
@@ -203,7 +208,10 @@ class Manager {
   void forgetProcess(pid_t pid);
   void releaseProcess(pid_t pid);  // restore its threads, then forget it
   void markThreadsDirty(pid_t pid);
-  void markChangedThreadsDirty();  // threads new, unplaced, or not in their placed group
+  // Threads new, unplaced, or not in their placed group; with `check_drift` also those whose
+  // name, scheduling or accounting group changed since their last reconcile.
+  void markChangedThreadsDirty(bool check_drift);
+  bool drifted(pid_t tid, const Thread& t);  // its stat differs from its last reconcile (or is unreadable)
   void reconcile();
   void recordOriginal(pid_t tid, pid_t tgid, const cgroups::ThreadFacts& facts);
   void setScheduling(const Plan& plan);

@@ -14,6 +14,8 @@
 #include "cgroups/features.h"
 #include "cgroups/proc_fs.h"
 #include "cgroups/sched.h"
+#include "cgroups/thread_probe.h"
+#include "tests/support/child_process.h"
 #include "tests/support/test_support.h"
 
 namespace cpuclass::cgroups {
@@ -181,6 +183,30 @@ TEST_F(KernelTest, ThreadThatExitedIsReportedGoneInsideABatch) {
   const auto facts = proc.thread(::getpid(), tids[1]);
   ASSERT_FALSE(facts);
   EXPECT_TRUE(isGone(facts.error()));
+}
+
+// The starvation probe re-reads files it keeps open: it follows the thread's changes, and says
+// gone once the thread exits (a TID is not re-resolved behind its back).
+TEST(ThreadProbeKernel, FollowsItsThreadAndReportsItGone) {
+  ParkedThreads threads(1, "probed");
+  const pid_t tid = threads.tids()[0];
+  const ProcFs proc = *ProcFs::openSystem();
+  auto probe = ThreadProbe::open(proc, ::getpid(), tid);
+  ASSERT_TRUE(probe) << probe.error().message;
+  // It parks on a condition variable right after it starts.
+  EXPECT_TRUE(testing::waitUntil([&] { return probe->state() == 'S'; }, std::chrono::seconds(2)));
+  ASSERT_EQ(setThreadSched(tid, {kSchedBatch, 7}), Outcome::kDone);
+  const auto st = probe->stat();
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_EQ(st->policy, kSchedBatch);
+  EXPECT_EQ(st->nice, 7);
+  EXPECT_EQ(st->comm, proc.stat(::getpid(), tid)->comm);
+  EXPECT_EQ(st->start_time, proc.stat(::getpid(), tid)->start_time);
+  EXPECT_TRUE(probe->runtimeNs());
+  threads.finish(0);
+  for (const auto& error : {probe->state().error(), probe->stat().error(), probe->runtimeNs().error()}) {
+    EXPECT_TRUE(isGone(error)) << error.message;
+  }
 }
 
 TEST_F(KernelTest, RestoreReturnsThreadsWhereTheyWere) {

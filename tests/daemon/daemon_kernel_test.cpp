@@ -151,6 +151,28 @@ TEST_F(DaemonTest, SchedulingDriftIsCorrectedAtAFullRescan) {
   EXPECT_TRUE(waitUntil([&] { return placedAs(off, "offload"); }, 6s)) << where(off).policy;
 }
 
+// On hybrid systems a thread is also in an accounting group (cgroup2, threaded). Someone moving
+// it there leaves its cpu group alone, so only the full rescan's member lists see it.
+TEST_F(DaemonTest, AccountingDriftIsCorrectedAtAFullRescan) {
+  if (!layout_.unified) GTEST_SKIP() << "no cgroup2 accounting mirror on this machine";
+  const pid_t off = spawn("off-1");
+  startDaemon();
+  ASSERT_TRUE(placedAs(off, "offload"));
+  const auto accounting = [&] {
+    const auto f = proc_->thread(worker_->pid(), off);
+    for (const auto& e : f ? f->cgroups : std::vector<cgroups::CgroupEntry>{}) {
+      if (e.hierarchy_id == 0) return e.path;
+    }
+    return std::string("?");
+  };
+  ASSERT_EQ(accounting(), group("offload"));
+  // The threaded domain's root: the one place in the mirror a single thread may go.
+  std::ofstream(layout_.unified->mount_point + "/" + prefix_ + "/tw/cgroup.threads") << off << std::endl;
+  ASSERT_EQ(accounting(), "/" + prefix_ + "/tw");
+  EXPECT_TRUE(waitUntil([&] { return accounting() == group("offload"); }, 6s)) << accounting();
+  EXPECT_TRUE(placedAs(off, "offload"));
+}
+
 // The loop's thread preempts a CPU hog at wake-up (docs/boosting.md, "Round 5").
 TEST_F(DaemonTest, TheLoopRunsWithAShortSlice) {
   // Kernels without custom slices report 0 for every fair thread, this one included.
