@@ -135,15 +135,22 @@ void Manager::start() {
 }
 
 void Manager::considerProcess(pid_t pid) {
-  auto main = proc_.thread(pid, pid);
-  if (!main) return;  // exited, or not a process (a thread id): nothing to do
+  // Every rescan comes here for every process: one stat read settles the known ones.
+  const auto st = proc_.stat(pid, pid);
+  if (!st) return;  // exited, or not a process (a thread id): nothing to do
   if (const auto it = processes_.find(pid); it != processes_.end()) {
-    if (it->second.start_time == main->start_time) return;
+    if (it->second.start_time == st->start_time) return;
     forgetProcess(pid);  // the PID was reused
   }
-  if (main->kthread) return;
-  if (const auto it = unmatched_.find(pid); it != unmatched_.end() && it->second == main->start_time) return;
-  if (const auto it = left_alone_.find(pid); it != left_alone_.end() && it->second.start_time == main->start_time) return;
+  if (st->kthread) return;
+  // An unmatched process is looked at again once its parent is managed: a child process.
+  if (const auto it = unmatched_.find(pid);
+      it != unmatched_.end() && it->second == st->start_time && !processes_.contains(st->ppid)) {
+    return;
+  }
+  if (const auto it = left_alone_.find(pid); it != left_alone_.end() && it->second.start_time == st->start_time) return;
+  auto main = proc_.thread(pid, pid);
+  if (!main) return;
 
   policy::ProcessFacts facts;
   facts.comm = main->comm;
@@ -352,12 +359,7 @@ void Manager::rescan(bool full) {
   // parent (PID wrap-around) is still found.
   for (size_t before = SIZE_MAX; before != processes_.size();) {
     before = processes_.size();
-    for (const pid_t pid : *pids) {
-      if (const auto it = unmatched_.find(pid); it != unmatched_.end()) {
-        if (auto st = proc_.thread(pid, pid); st && processes_.contains(st->ppid)) unmatched_.erase(it);
-      }
-      considerProcess(pid);
-    }
+    for (const pid_t pid : *pids) considerProcess(pid);
   }
   // A full rescan (start, reload, lost events) reconciles every thread again. A periodic one
   // reconciles only threads that are new, unplaced, or gone from the group they were placed in,

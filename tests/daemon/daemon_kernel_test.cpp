@@ -151,6 +151,27 @@ TEST_F(DaemonTest, SchedulingDriftIsCorrectedAtAFullRescan) {
   EXPECT_TRUE(waitUntil([&] { return placedAs(off, "offload"); }, 6s)) << where(off).policy;
 }
 
+// A worker's child processes are classified as a whole by process rules: one that exists when
+// the daemon starts (found after its parent), and one born later (a fork event).
+TEST_F(DaemonTest, ChildProcessesFollowProcessRules) {
+  writePolicy("bg-.*", "    processes: [{comm: sleep, class: background}]\n");
+  const auto child = [&] {
+    const std::string reply = worker_->ask("child");  // "pid PID"
+    return static_cast<pid_t>(std::stoi(reply.substr(reply.find(' ') + 1)));
+  };
+  const auto placed = [&](pid_t pid) {
+    const auto f = proc_->thread(pid, pid);
+    return f && cgroups::cgroupPathOf(f->cgroups, "cpu") == group("background") && f->policy == cgroups::kSchedBatch &&
+           f->nice == 5;
+  };
+  const pid_t before = child();
+  startDaemon();
+  EXPECT_TRUE(waitUntil([&] { return placed(before); }, 3s)) << daemonLog();
+  const pid_t after = child();
+  EXPECT_TRUE(waitUntil([&] { return placed(after); }, 3s)) << daemonLog();
+  EXPECT_NE(daemonLog().find("as a child process of worker tw"), std::string::npos) << daemonLog();
+}
+
 // On hybrid systems a thread is also in an accounting group (cgroup2, threaded). Someone moving
 // it there leaves its cpu group alone, so only the full rescan's member lists see it.
 TEST_F(DaemonTest, AccountingDriftIsCorrectedAtAFullRescan) {

@@ -6,6 +6,7 @@
 //   exit TID            the thread exits and is joined      -> "ok"
 //   spin TID            the thread burns CPU until 'park'   -> "ok"
 //   park TID                                                -> "ok"
+//   child               a child process, `sleep 600`         -> "pid PID" (killed at the end)
 //   quit
 // Arguments: --thread=NAME (repeatable) starts parked threads at once, --spin=NAME spinning
 // threads (until 'park'); --serve keeps running
@@ -13,6 +14,8 @@
 // free-form (e.g. --tag=X, for policies to match the command line).
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -26,6 +29,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -101,6 +105,7 @@ int main(int argc, char** argv) {
       cv.notify_all();
     }
   }
+  std::vector<pid_t> children;
   std::string line;
   while (std::getline(std::cin, line)) {
     std::istringstream in(line);
@@ -141,6 +146,15 @@ int main(int argc, char** argv) {
         }
         std::printf("ok\n");
       }
+    } else if (cmd == "child") {
+      const pid_t pid = ::fork();
+      if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // also when this worker is killed
+        ::execl("/bin/sleep", "sleep", "600", static_cast<char*>(nullptr));
+        ::_exit(127);
+      }
+      if (pid > 0) children.push_back(pid);
+      std::printf(pid > 0 ? "pid %d\n" : "error fork %d\n", static_cast<int>(pid));
     } else if (cmd == "quit") {
       break;
     } else {
@@ -158,5 +172,9 @@ int main(int argc, char** argv) {
     cv.notify_all();
   }
   for (auto& [tid, w] : workers) w->thread.join();
+  for (const pid_t pid : children) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
   return 0;
 }
