@@ -229,12 +229,15 @@ void Manager::markChangedThreadsDirty(bool check_drift) {
   }
 }
 
-bool Manager::drifted(pid_t tid, const Thread& t) {
+bool Manager::drifted(pid_t tid, Thread& t) {
   // Offload threads have their stat open already (the starvation probe): a pread, no open.
   const auto probe = probes_.find(tid);
   const auto st = probe != probes_.end() ? probe->second.stat() : proc_.stat(t.tgid, tid);
   if (!st) return true;  // gone or unreadable: reconcile finds out which and says so
-  return st->start_time != t.start_time || st->comm != t.comm || st->policy != t.policy || st->nice != t.nice;
+  if (st->start_time != t.start_time || st->comm != t.comm) return true;
+  const bool differs = st->policy != t.policy || st->nice != t.nice;
+  t.sched_drifted = differs && !cgroups::isRealtimePolicy(st->policy);  // real-time ones are skipped, not put back
+  return differs;
 }
 
 void Manager::forgetProcess(pid_t pid) {
@@ -468,6 +471,11 @@ void Manager::setScheduling(const Plan& p) {
       ++stats_.gone;
     } else if (*r == Outcome::kDone) {
       ++stats_.sched_changes;
+      if (const auto t = threads_.find(a.tid); t != threads_.end() && t->second.sched_drifted) {
+        t->second.sched_drifted = false;
+        ++stats_.drift_corrections;
+        log_.info("tid {} was re-prioritised by someone else; put back", a.tid);
+      }
     }
   }
 }

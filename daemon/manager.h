@@ -194,6 +194,7 @@ class Manager {
     std::string comm;
     int policy = -1;
     int nice = 0;
+    bool sched_drifted = false;  // someone else changed its policy or nice: counted once put back
   };
 
   // The base for a new process of `worker`: on v2 inside its delegated cgroup, which becomes the
@@ -211,7 +212,7 @@ class Manager {
   // Threads new, unplaced, or not in their placed group; with `check_drift` also those whose
   // name, scheduling or accounting group changed since their last reconcile.
   void markChangedThreadsDirty(bool check_drift);
-  bool drifted(pid_t tid, const Thread& t);  // its stat differs from its last reconcile (or is unreadable)
+  bool drifted(pid_t tid, Thread& t);  // its stat differs from its last reconcile (or is unreadable)
   void reconcile();
   void recordOriginal(pid_t tid, pid_t tgid, const cgroups::ThreadFacts& facts);
   void setScheduling(const Plan& plan);

@@ -149,6 +149,8 @@ TEST_F(DaemonTest, SchedulingDriftIsCorrectedAtAFullRescan) {
   ASSERT_EQ(cgroups::setThreadSched(off, {cgroups::kSchedOther, 0}), cgroups::Outcome::kDone);
   ASSERT_EQ(where(off).policy, cgroups::kSchedOther);
   EXPECT_TRUE(waitUntil([&] { return placedAs(off, "offload"); }, 6s)) << where(off).policy;
+  EXPECT_NE(testing::httpGet(metricsPort(), "/metrics").find("cpuclass_drift_corrections_total 1"), std::string::npos);
+  EXPECT_NE(daemonLog().find("was re-prioritised by someone else"), std::string::npos) << daemonLog();
 }
 
 // A worker's child processes are classified as a whole by process rules: one that exists when
