@@ -429,6 +429,7 @@ void Manager::reconcile() {
     t.comm = facts->comm;
     t.policy = target.policy;
     t.nice = target.nice;
+    if (facts->policy == t.policy && facts->nice == t.nice) t.sched_drifted = false;  // back already: nothing put back
     settings[target.group] = boost_moves ? cgroups::CpuSettings{100, false} : cgroups::CpuSettings{host->cpu_weight, host->idle};
     PlanItem item{tid, std::move(target),
                   {tree_.controlGroupOf(facts->cgroups), tree_.accountingGroupOf(facts->cgroups), facts->policy, facts->nice,
