@@ -55,6 +55,12 @@ Result<ThreadStat> ProcFs::stat(pid_t pid, pid_t tid) const {
   return parseStat(*text);
 }
 
+Result<std::vector<CgroupEntry>> ProcFs::cgroups(pid_t pid, pid_t tid) const {
+  auto text = read(pid, tid, "cgroup");
+  if (!text) return tl::unexpected(text.error());
+  return parseProcCgroup(*text);
+}
+
 Result<ThreadFacts> ProcFs::thread(pid_t pid, pid_t tid, bool runtime) const {
   auto stat = this->stat(pid, tid);
   if (!stat) return tl::unexpected(stat.error());
@@ -76,9 +82,7 @@ Result<ThreadFacts> ProcFs::thread(pid_t pid, pid_t tid, bool runtime) const {
       if (auto ss = parseSchedStat(*text)) f.runtime_ns = ss->runtime_ns;
     }
   }
-  auto cg_text = read(pid, tid, "cgroup");
-  if (!cg_text) return tl::unexpected(cg_text.error());
-  auto cg = parseProcCgroup(*cg_text);
+  auto cg = cgroups(pid, tid);
   if (!cg) return tl::unexpected(cg.error());
   f.cgroups = std::move(*cg);
   return f;

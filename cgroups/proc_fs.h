@@ -38,6 +38,7 @@ class ProcFs {
   // Reads stat and cgroup, and with `runtime` also schedstat (one more file per thread).
   Result<ThreadFacts> thread(pid_t pid, pid_t tid, bool runtime = false) const;
   Result<ThreadStat> stat(pid_t pid, pid_t tid) const;  // stat alone: one read
+  Result<std::vector<CgroupEntry>> cgroups(pid_t pid, pid_t tid) const;  // cgroup alone
   Result<std::string> cmdline(pid_t pid) const;  // NUL separators turned into spaces
   Result<std::string> exe(pid_t pid) const;      // readlink of /proc/<pid>/exe
   Result<uint64_t> voluntarySwitches(pid_t pid, pid_t tid) const;  // times the thread slept

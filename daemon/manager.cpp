@@ -149,27 +149,27 @@ void Manager::considerProcess(pid_t pid) {
     return;
   }
   if (const auto it = left_alone_.find(pid); it != left_alone_.end() && it->second.start_time == st->start_time) return;
-  auto main = proc_.thread(pid, pid);
-  if (!main) return;
+  const auto groups = proc_.cgroups(pid, pid);  // only a process still to match needs them
+  if (!groups) return;
 
   policy::ProcessFacts facts;
-  facts.comm = main->comm;
+  facts.comm = st->comm;
   facts.exe = proc_.exe(pid).value_or("");
   facts.cmdline = proc_.cmdline(pid).value_or("");
-  facts.cgroup = cgroups::cgroupPathOf(main->cgroups, "").value_or(cgroups::cgroupPathOf(main->cgroups, "cpu").value_or(""));
+  facts.cgroup = cgroups::cgroupPathOf(*groups, "").value_or(cgroups::cgroupPathOf(*groups, "cpu").value_or(""));
 
   // A child of a managed process belongs to the parent's worker, even if it matches a worker
   // itself (a helper in the same systemd unit, say): process rules then decide its class.
-  if (const auto parent = processes_.find(main->ppid); parent != processes_.end()) {
-    (void)addProcess(pid, main->start_time, parent->second.worker, true, std::move(facts));
+  if (const auto parent = processes_.find(st->ppid); parent != processes_.end()) {
+    (void)addProcess(pid, st->start_time, parent->second.worker, true, std::move(facts));
     return;
   }
   const auto* worker = policy::matchWorker(policy_, facts);
   if (worker == nullptr) {
-    unmatched_[pid] = main->start_time;
+    unmatched_[pid] = st->start_time;
     return;
   }
-  (void)addProcess(pid, main->start_time, worker->name, false, std::move(facts));
+  (void)addProcess(pid, st->start_time, worker->name, false, std::move(facts));
 }
 
 Result<void> Manager::addProcess(pid_t pid, uint64_t start_time, std::string worker, bool child, policy::ProcessFacts facts) {

@@ -200,8 +200,10 @@ TEST(ThreadProbeKernel, FollowsItsThreadAndReportsItGone) {
   ASSERT_TRUE(st) << st.error().message;
   EXPECT_EQ(st->policy, kSchedBatch);
   EXPECT_EQ(st->nice, 7);
-  EXPECT_EQ(st->comm, proc.stat(::getpid(), tid)->comm);
-  EXPECT_EQ(st->start_time, proc.stat(::getpid(), tid)->start_time);
+  const auto opened = proc.stat(::getpid(), tid);  // the same file, opened afresh
+  ASSERT_TRUE(opened) << opened.error().message;
+  EXPECT_EQ(st->comm, opened->comm);
+  EXPECT_EQ(st->start_time, opened->start_time);
   EXPECT_TRUE(probe->runtimeNs());
   threads.finish(0);
   for (const auto& error : {probe->state().error(), probe->stat().error(), probe->runtimeNs().error()}) {

@@ -149,8 +149,13 @@ TEST_F(DaemonTest, SchedulingDriftIsCorrectedAtAFullRescan) {
   ASSERT_EQ(cgroups::setThreadSched(off, {cgroups::kSchedOther, 0}), cgroups::Outcome::kDone);
   ASSERT_EQ(where(off).policy, cgroups::kSchedOther);
   EXPECT_TRUE(waitUntil([&] { return placedAs(off, "offload"); }, 6s)) << where(off).policy;
-  EXPECT_NE(testing::httpGet(metricsPort(), "/metrics").find("cpuclass_drift_corrections_total 1"), std::string::npos);
-  EXPECT_NE(daemonLog().find("was re-prioritised by someone else"), std::string::npos) << daemonLog();
+  // Counted and logged right after the change the line above saw.
+  const int port = metricsPort();
+  EXPECT_TRUE(waitUntil([&] {
+    return testing::httpGet(port, "/metrics").find("cpuclass_drift_corrections_total 1") != std::string::npos;
+  }, 3s));
+  EXPECT_TRUE(waitUntil([&] { return daemonLog().find("was re-prioritised by someone else") != std::string::npos; }, 3s))
+      << daemonLog();
 }
 
 // A worker's child processes are classified as a whole by process rules: one that exists when
