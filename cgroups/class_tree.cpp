@@ -149,6 +149,15 @@ std::optional<std::string> ClassTree::pathIn(const Hierarchy& h, const std::vect
   return path;
 }
 
+Result<void> ClassTree::keepMovesFast(pid_t self, const std::vector<CgroupEntry>& self_cgroups) const {
+  const auto group = controlGroupOf(self_cgroups);
+  if (!group) return fail(ENOENT, "the calling thread is in no group of the control hierarchy");
+  auto moved = control_.moveThread(*group, self);
+  if (!moved) return tl::unexpected(moved.error());
+  if (*moved != Outcome::kDone) return fail(EPERM, "the kernel refused to rewrite the calling thread into " + *group);
+  return {};
+}
+
 std::optional<std::string> ClassTree::controlGroupOf(const std::vector<CgroupEntry>& entries) const {
   return pathIn(control_, entries);
 }

@@ -66,6 +66,15 @@ class ClassTree {
   // The same in the accounting mirror; nullopt without one.
   std::optional<std::string> accountingGroupOf(const std::vector<CgroupEntry>& entries) const;
 
+  // Keeps the next thread moves fast. Moving any thread but the writer itself takes the kernel's
+  // cgroup_threadgroup_rwsem for writing, which first waits for an RCU grace period (~7 ms here)
+  // unless a writer released it within the last ~15 ms; then a move takes ~20 us. Writing the
+  // calling thread `self`'s tid into the control group it is in (from `self_cgroups`, its
+  // /proc/thread-self/cgroup, read just before) takes the lock and migrates nothing; every 10 ms,
+  // it keeps moves fast (docs/boosting.md, "Round 7"). Fork, exit and exec take the lock's slower
+  // read path while it is warm (no difference measured in their rates).
+  Result<void> keepMovesFast(pid_t self, const std::vector<CgroupEntry>& self_cgroups) const;
+
   Result<std::vector<std::string>> children(std::string_view group) const { return control_.children(group); }
   // Removes base/<each class> and base in every hierarchy. EBUSY while threads remain. On v2
   // the processes in base go back to the delegation point first, with +cpu disabled above.

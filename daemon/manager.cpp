@@ -1,6 +1,7 @@
 #include "daemon/manager.h"
 
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -756,6 +757,8 @@ Manager::StarvationPoll Manager::pollStarvation(Nanos now) {
   look_.clear();
   if (now >= next_full_poll_) {
     next_full_poll_ = now + policy_.daemon.starvation_poll;
+    refreshBoostable();
+    if (boosts_move_ && policy_.daemon.fast_moves) keepMovesFast();
     squeezeIdleGroups(now);
     // A thread cooling down would be refused a boost anyway (bulk work, mostly): not looked at.
     for (const pid_t tid : hot_) {
@@ -827,14 +830,32 @@ void Manager::squeezeIdleGroups(Nanos now) {
   }
 }
 
-void Manager::sweepIdle(Nanos now) {
-  if (boostable_stale_) {
-    boostable_.clear();
-    for (const auto& [tid, t] : threads_) {
-      if (t.spec != nullptr && t.spec->boost) boostable_[t.class_group].push_back(tid);
-    }
-    boostable_stale_ = false;
+void Manager::refreshBoostable() {
+  if (!boostable_stale_) return;
+  boostable_.clear();
+  boosts_move_ = false;
+  for (const auto& [tid, t] : threads_) {
+    if (t.spec == nullptr || !t.spec->boost) continue;
+    boostable_[t.class_group].push_back(tid);
+    boosts_move_ |= t.spec->run_in.empty();
   }
+  boostable_stale_ = false;
+}
+
+// A boost of a class with a group of its own moves the thread, and an isolated move waits for an
+// RCU grace period (~7 ms): most of a wait report's latency, and a third of detection's. Kept
+// warm every poll, the move takes ~20 us (docs/boosting.md, "Round 7").
+void Manager::keepMovesFast() {
+  if (moves_fast_failed_) return;
+  const pid_t self = ::gettid();
+  auto kept = proc_.cgroups(::getpid(), self).and_then([&](const auto& own) { return tree_.keepMovesFast(self, own); });
+  if (!kept) {
+    moves_fast_failed_ = true;
+    log_.warning("boost moves stay slow until restart (fast_moves): {}", kept.error().message);
+  }
+}
+
+void Manager::sweepIdle(Nanos now) {
   for (const auto& [group, tids] : boostable_) {
     // PSI gate for large pools: a class group whose "some" total did not grow had no thread
     // waiting for a CPU since the last poll. Small groups are looked at every poll regardless:

@@ -222,7 +222,9 @@ class Manager {
   const std::string& classGroupOf(const Thread& t) const { return t.class_group; }  // "<base>/<class>"
   void endBoost(pid_t tid, Nanos now);
   bool sleptSinceBoost(pid_t tid) const;
+  void refreshBoostable();    // boostable_ and boosts_move_, when stale
   void sweepIdle(Nanos now);  // adds idle threads of class groups with CPU pressure to look_
+  void keepMovesFast();
   void squeezeIdleGroups(Nanos now);
   Result<LiveSample> sample(cgroups::ThreadProbe& probe, pid_t tid, Nanos now, double starved_below);
   bool lookAt(pid_t tid, Nanos now);  // one starvation look; whether a boost started or ended
@@ -266,6 +268,8 @@ class Manager {
   std::map<pid_t, Nanos> recheck_;   // tid -> when to judge it again (it woke and ran a little)
   std::map<std::string, std::vector<pid_t>> boostable_;  // class group -> its threads, for the sweep
   bool boostable_stale_ = true;      // rebuilt from threads_ when classes or threads changed
+  bool boosts_move_ = false;         // some boostable thread's class has a group of its own
+  bool moves_fast_failed_ = false;   // keepMovesFast failed once: warned, not tried again
   std::map<std::string, pid_t> sweep_cursor_;  // class group -> where its next sweep starts
   Nanos next_full_poll_{};
   std::vector<pid_t> look_;          // the threads of one poll (kept: no allocation per poll)

@@ -112,6 +112,7 @@ std::string_view toString(LogLevel l);
 struct DaemonSettings {
   std::chrono::milliseconds starvation_poll{10};
   std::chrono::milliseconds rescan_interval{2000};
+  bool fast_moves = true;  // keep the kernel's cgroup migration lock warm while a boost may move a thread
   std::string metrics_listen = "127.0.0.1:9753";  // "off", or IPv4:PORT (0: any free port)
   bool metrics_per_worker = true;  // false: one series per class, summed over workers
   OnStop on_stop = OnStop::kRestore;

@@ -286,7 +286,7 @@ class Builder {
     if (!expectMap("daemon", k, v)) return;
     auto& d = policy_.daemon;
     visitMap(v, {"starvation_poll", "rescan_interval", "metrics_listen", "metrics_per_worker", "on_stop", "log_level",
-                 "cgroup_prefix"},
+                 "cgroup_prefix", "fast_moves"},
              [&](const std::string& key, const YAML::Node& kk, const YAML::Node& vv) {
                if (key == "starvation_poll") {
                  if (auto x = readDuration(key, kk, vv, milliseconds(1), milliseconds(1000))) d.starvation_poll = *x;
@@ -294,6 +294,8 @@ class Builder {
                  if (auto x = readDuration(key, kk, vv, milliseconds(100), milliseconds(3600000))) d.rescan_interval = *x;
                } else if (key == "metrics_listen") {
                  if (auto x = readListen(key, kk, vv)) d.metrics_listen = *x;
+               } else if (key == "fast_moves") {
+                 if (auto x = readBool(key, kk, vv)) d.fast_moves = *x;
                } else if (key == "metrics_per_worker") {
                  if (auto x = readBool(key, kk, vv)) d.metrics_per_worker = *x;
                } else if (key == "on_stop") {

@@ -94,6 +94,37 @@ TEST_F(BoostTest, WaitReportBoostsTheHolderAtOnceWithinBudget) {
   EXPECT_EQ(where(holder).group, "/");
 }
 
+// A boost of offload (a group of its own) is a cgroup move, which waits for an RCU grace period
+// unless the kernel's migration lock was taken shortly before; `fast_moves` keeps it so at every
+// poll. Timed against the same steps without it, so that a host that keeps moves fast by
+// itself cannot make this pass.
+TEST_F(BoostTest, FastMovesMakeAReportedWaitsBoostQuick) {
+  const pid_t waiter = spawn("bg-waiter"), holder = spawn("off-holder");
+  const auto medianBoostTime = [&](bool fast_moves) {
+    auto m = inProcessManager([&](policy::Policy& p) { p.daemon.fast_moves = fast_moves; });
+    std::vector<double> ms;
+    for (int i = 0; i < 5; ++i) {
+      for (int poll = 0; poll < 6; ++poll) {  // 60 ms: long enough for the lock to cool without it
+        std::this_thread::sleep_for(10ms);
+        m->pollStarvation(daemon::Nanos(std::chrono::steady_clock::now().time_since_epoch()));
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      EXPECT_EQ(m->reportWait(waiter, holder, daemon::Nanos(t0.time_since_epoch())), daemon::BoostVerdict::kStarted);
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      EXPECT_TRUE(inBoost(holder));
+      EXPECT_TRUE(m->endWait(waiter, holder, daemon::Nanos(std::chrono::steady_clock::now().time_since_epoch())));
+    }
+    m->stop();
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+  };
+  const double slow = medianBoostTime(false);
+  if (slow < 2) GTEST_SKIP() << "moves on this host are fast without fast_moves (median boost " << slow << " ms): cannot tell";
+  const double fast = medianBoostTime(true);
+  EXPECT_LT(fast, slow / 4) << "median boost " << fast << " ms with fast_moves, " << slow << " ms without";
+  std::cout << "median reportWait: " << slow << " ms without fast_moves, " << fast << " ms with\n";
+}
+
 // While background threads wait for CPU, the offload group is capped (squeezed), so its CPU goes
 // idle and the balancer moves a waiting thread there; once nothing busy waits, the cap goes.
 TEST_F(BoostTest, OffloadGroupIsSqueezedWhileBackgroundWaits) {

@@ -67,7 +67,7 @@ TEST(PolicyDefaults, AClassRefinesItsBuiltInKeyByKey) {
 
 TEST(PolicyDropins, LaterFilesRefineAndWorkersAccumulate) {
   const auto r = parsePolicy({
-      {"policy.yaml", "daemon: {log_level: debug, rescan_interval: 3s}\n"
+      {"policy.yaml", "daemon: {log_level: debug, rescan_interval: 3s, fast_moves: false}\n"
                       "classes: {background: {cpu_weight: 20}}\n"
                       "workers:\n  - {name: db, match: {comm: db}}\n"},
       {"policy.d/10-tune.yaml", "daemon: {log_level: warning}\n"
@@ -77,6 +77,7 @@ TEST(PolicyDropins, LaterFilesRefineAndWorkersAccumulate) {
   ASSERT_TRUE(r.policy) << formatDiagnostics(r.diagnostics);
   EXPECT_EQ(r.policy->daemon.log_level, LogLevel::kWarning);
   EXPECT_EQ(r.policy->daemon.rescan_interval, std::chrono::seconds(3));
+  EXPECT_FALSE(r.policy->daemon.fast_moves);
   const auto* bg = r.policy->findClass("background");
   EXPECT_EQ(bg->cpu_weight, 20u);
   EXPECT_EQ(bg->nice, 5);
