@@ -11,7 +11,8 @@
 // through libcpuclass; detection stays on). shared-none, shared-detect, shared-wait: the same with
 // `offload: {run_in: background}` (SCHED_IDLE inside the hogs' group; a boost is sched only).
 // CPUCLASS_BENCH_POLL (e.g. 5ms) sets the daemon's starvation_poll, CPUCLASS_BENCH_WAIT_NICE the
-// offload class's boost wait_nice.
+// offload class's boost wait_nice, CPUCLASS_BENCH_POLICY a policy drop-in of any other settings
+// (e.g. 'daemon: {fast_moves: false}').
 // Needs root and a cgroup v1 cpu hierarchy; uses cgroup prefix cpuclass-inv-<pid>.
 #include <fcntl.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -148,6 +150,10 @@ Result runConfig(const std::string& cpuclassd, const std::string& dir, const std
                                       << "workers:\n  - name: inv\n    match: {cmdline: '.*--tag=" << tag << "'}\n"
                                       << "    default_class: background\n"
                                       << "    threads: [{comm: 'offload-.*', class: offload}]\n";
+  if (const char* dropin = std::getenv("CPUCLASS_BENCH_POLICY")) {
+    std::filesystem::create_directories(dir + "/policy.d");
+    std::ofstream(dir + "/policy.d/90-bench.yaml") << dropin << "\n";
+  }
   const pid_t daemon = cpuclass::bench::spawnDaemon(cpuclassd, dir);
   // Wait until the offload thread is in its idle group.
   const std::string cg = "/proc/self/task/" + std::to_string(w.offload_tid.load()) + "/cgroup";
