@@ -67,11 +67,12 @@ class ClassTree {
   std::optional<std::string> accountingGroupOf(const std::vector<CgroupEntry>& entries) const;
 
   // Keeps the next thread moves fast. Moving any thread but the writer itself takes the kernel's
-  // cgroup_threadgroup_rwsem for writing, which first waits for an RCU grace period (~7 ms here)
-  // unless a writer released it within the last ~15 ms; then a move takes ~20 us. Writing the
-  // calling thread `self`'s tid into the control group it is in (from `self_cgroups`, its
-  // /proc/thread-self/cgroup, read just before) takes the lock and migrates nothing; every 10 ms,
-  // it keeps moves fast (docs/boosting.md, "Round 7"). Fork, exit and exec take the lock's slower
+  // cgroup_threadgroup_rwsem for writing, which first waits for an RCU grace period (~6.5 ms
+  // here) unless a writer released it within the last ~15 ms; then a move takes ~20 us. Writing
+  // the calling thread `self`'s tid (not 0, which skips the lock) into the control group it is in
+  // (from `self_cgroups`, its /proc/thread-self/cgroup, read just before: a move of the caller by
+  // someone else in between would be undone) takes the lock and migrates nothing; every 10 ms, it
+  // keeps moves fast (docs/boosting.md, "Round 7"). Fork, exit and exec take the lock's slower
   // read path while it is warm (no difference measured in their rates).
   Result<void> keepMovesFast(pid_t self, const std::vector<CgroupEntry>& self_cgroups) const;
 

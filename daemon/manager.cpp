@@ -843,8 +843,8 @@ void Manager::refreshBoostable() {
 }
 
 // A boost of a class with a group of its own moves the thread, and an isolated move waits for an
-// RCU grace period (~7 ms): most of a wait report's latency, and a third of detection's. Kept
-// warm every poll, the move takes ~20 us (docs/boosting.md, "Round 7").
+// RCU grace period (~6.5 ms here): most of a wait report's latency, and part of detection's.
+// Kept warm every poll, the move takes ~20 us (docs/boosting.md, "Round 7").
 void Manager::keepMovesFast() {
   if (moves_fast_failed_) return;
   const pid_t self = ::gettid();
