@@ -37,6 +37,18 @@ Result<SchedAttr> getAttr(pid_t tid) {
   return attr;
 }
 
+// sched_getattr reports a fair thread's slice whether its owner chose it or not (Linux 6.12+;
+// zero before), and handing the default back would pin it as a custom value. So a slice counts
+// as custom when it differs from the default, which PID 1's slice tells: it runs with the
+// default unless someone gave it one. Read each time: the default is a knob (debugfs
+// sched/base_slice_ns) and a thread without a custom slice follows it.
+uint64_t customSlice(const SchedAttr& attr) {
+  if (isRealtimePolicy(static_cast<int>(attr.sched_policy)) || attr.sched_runtime == 0) return 0;
+  const auto init = getAttr(1);
+  const uint64_t default_slice = init && !isRealtimePolicy(static_cast<int>(init->sched_policy)) ? init->sched_runtime : 0;
+  return attr.sched_runtime == default_slice ? 0 : attr.sched_runtime;
+}
+
 }  // namespace
 
 std::string_view toString(Outcome outcome) {
@@ -108,6 +120,10 @@ Result<Outcome> setThreadSched(pid_t tid, ThreadSched sched) {
   attr.size = sizeof attr;
   attr.sched_policy = static_cast<uint32_t>(sched.policy);
   attr.sched_nice = sched.nice;
+  // What the thread's owner set stays: reset-on-fork, and a custom slice (a zero runtime would
+  // reset it to the default).
+  attr.sched_flags = current->sched_flags & kResetOnFork;
+  attr.sched_runtime = customSlice(*current);
   if (::syscall(SYS_sched_setattr, tid, &attr, 0) != 0) {
     if (errno == ESRCH) return Outcome::kGone;
     return failErrno("sched_setattr tid " + std::to_string(tid) + " to " +

@@ -22,7 +22,8 @@ Result<ThreadSched> readThreadSched(pid_t tid);
 
 // Sets policy (OTHER, BATCH or IDLE) and nice in one sched_setattr(2). A real-time thread is left
 // as it is and reported as kRealTime: demoting it would silently break its owner's latency
-// guarantees, and the kernel keeps it out of child cpu cgroups anyway.
+// guarantees, and the kernel keeps it out of child cpu cgroups anyway. A custom slice and
+// reset-on-fork that the thread's owner set survive the change.
 Result<Outcome> setThreadSched(pid_t tid, ThreadSched sched);
 
 // Gives a thread a custom EEVDF slice (sched_attr.sched_runtime, Linux 6.12+), keeping its policy

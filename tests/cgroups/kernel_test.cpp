@@ -140,6 +140,29 @@ TEST_F(KernelTest, ASliceKeepsPolicyAndNice) {
   EXPECT_EQ(procPolicy(tid), kSchedFifo);
 }
 
+// A policy change (a placement, a boost, its end) keeps what the thread's owner set: a custom
+// slice and reset-on-fork. A thread without a custom slice keeps the default one.
+TEST_F(KernelTest, APolicyChangeKeepsTheOwnersSliceAndResetOnFork) {
+  ParkedThreads threads(2, "owned");
+  const pid_t custom = threads.tids()[0], plain = threads.tids()[1];
+  const auto taken = setThreadSlice(custom, std::chrono::milliseconds(2));
+  ASSERT_TRUE(taken) << taken.error().message;
+  if (!*taken) GTEST_SKIP() << "this kernel has no custom slices (Linux 6.12+)";
+  const auto default_slice = readThreadSlice(plain);
+  ASSERT_TRUE(default_slice);
+  ASSERT_NE(*default_slice, std::chrono::milliseconds(2)) << "the default slice is the test's custom one";
+  sched_param param{};
+  ASSERT_EQ(::sched_setscheduler(plain, SCHED_OTHER | SCHED_RESET_ON_FORK, &param), 0);
+  for (const int policy : {kSchedIdle, kSchedOther, kSchedBatch}) {
+    ASSERT_EQ(setThreadSched(custom, {policy, 0}), Outcome::kDone);
+    ASSERT_EQ(setThreadSched(plain, {policy, 0}), Outcome::kDone);
+    EXPECT_EQ(*readThreadSlice(custom), std::chrono::milliseconds(2)) << schedPolicyName(policy);
+    EXPECT_EQ(*readThreadSlice(plain), *default_slice) << schedPolicyName(policy);
+    EXPECT_EQ(::sched_getscheduler(plain), policy | SCHED_RESET_ON_FORK) << schedPolicyName(policy);
+    EXPECT_EQ(::sched_getscheduler(custom), policy) << schedPolicyName(policy);
+  }
+}
+
 TEST_F(KernelTest, ClearingIdleKeepsTheConfiguredWeight) {
   ASSERT_TRUE(tree_->ensureClass(base_, "c", {200, true}));
   const std::string group = base_ + "/c";
