@@ -1,5 +1,7 @@
 #include "cgroups/class_tree.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 
 namespace cpuclass::cgroups {
@@ -149,15 +151,6 @@ std::optional<std::string> ClassTree::pathIn(const Hierarchy& h, const std::vect
   return path;
 }
 
-Result<void> ClassTree::keepMovesFast(pid_t self, const std::vector<CgroupEntry>& self_cgroups) const {
-  const auto group = controlGroupOf(self_cgroups);
-  if (!group) return fail(ENOENT, "the calling thread is in no group of the control hierarchy");
-  auto moved = control_.moveThread(*group, self);
-  if (!moved) return tl::unexpected(moved.error());
-  if (*moved != Outcome::kDone) return fail(EPERM, "the kernel refused to rewrite the calling thread into " + *group);
-  return {};
-}
-
 std::optional<std::string> ClassTree::controlGroupOf(const std::vector<CgroupEntry>& entries) const {
   return pathIn(control_, entries);
 }
@@ -223,6 +216,34 @@ Result<std::chrono::nanoseconds> ClassTree::usage(std::string_view base, std::st
 
 Result<std::chrono::microseconds> ClassTree::pressure(std::string_view base, std::string_view cls) const {
   return (accounting_ ? *accounting_ : control_).cpuPressure(join(base, cls));
+}
+
+Result<KeptFile> ClassTree::keepPressureFile(std::string_view base, std::string_view cls) const {
+  return (accounting_ ? *accounting_ : control_).keepPressureFile(join(base, cls));
+}
+
+Result<MoveKeeper> MoveKeeper::forCallingThread(const ProcFs& proc) {
+  const pid_t tid = ::gettid();
+  auto self = ThreadProbe::open(proc, ::getpid(), tid);
+  if (!self) return tl::unexpected(self.error());
+  return MoveKeeper(std::move(*self), tid);
+}
+
+Result<void> MoveKeeper::keep(const ClassTree& tree) {
+  auto own = self_.cgroups();
+  if (!own) return tl::unexpected(own.error());
+  const auto group = tree.controlGroupOf(*own);
+  if (!group) return fail(ENOENT, "the calling thread is in no group of the control hierarchy");
+  if (!threads_file_ || group_ != *group) {
+    auto opened = tree.control().keepThreadsFile(*group);
+    if (!opened) return tl::unexpected(opened.error());
+    threads_file_ = std::move(*opened);
+    group_ = *group;
+  }
+  auto moved = tree.control().moveThread(*threads_file_, group_, tid_);
+  if (!moved) return tl::unexpected(moved.error());
+  if (*moved != Outcome::kDone) return fail(EPERM, "the kernel refused to rewrite the calling thread into " + group_);
+  return {};
 }
 
 }  // namespace cpuclass::cgroups

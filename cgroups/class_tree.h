@@ -23,6 +23,7 @@
 #include "cgroups/hierarchy.h"
 #include "cgroups/mount_info.h"
 #include "cgroups/proc_parse.h"
+#include "cgroups/thread_probe.h"
 
 namespace cpuclass::cgroups {
 
@@ -66,16 +67,6 @@ class ClassTree {
   // The same in the accounting mirror; nullopt without one.
   std::optional<std::string> accountingGroupOf(const std::vector<CgroupEntry>& entries) const;
 
-  // Keeps the next thread moves fast. Moving any thread but the writer itself takes the kernel's
-  // cgroup_threadgroup_rwsem for writing, which first waits for an RCU grace period (~6.5 ms
-  // here) unless a writer released it within the last ~15 ms; then a move takes ~20 us. Writing
-  // the calling thread `self`'s tid (not 0, which skips the lock) into the control group it is in
-  // (from `self_cgroups`, its /proc/thread-self/cgroup, read just before: a move of the caller by
-  // someone else in between would be undone) takes the lock and migrates nothing; every 10 ms, it
-  // keeps moves fast (docs/boosting.md, "Round 7"). Fork, exit and exec take the lock's slower
-  // read path while it is warm (no difference measured in their rates).
-  Result<void> keepMovesFast(pid_t self, const std::vector<CgroupEntry>& self_cgroups) const;
-
   Result<std::vector<std::string>> children(std::string_view group) const { return control_.children(group); }
   // Removes base/<each class> and base in every hierarchy. EBUSY while threads remain. On v2
   // the processes in base go back to the delegation point first, with +cpu disabled above.
@@ -84,6 +75,8 @@ class ClassTree {
   Result<std::chrono::nanoseconds> usage(std::string_view base, std::string_view cls) const;
   // PSI of base/cls where a v2 hierarchy holds it (the mirror, or the control on v2).
   Result<std::chrono::microseconds> pressure(std::string_view base, std::string_view cls) const;
+  // Its cpu.pressure kept open, for a read every poll (Hierarchy::cpuPressure(KeptFile)).
+  Result<KeptFile> keepPressureFile(std::string_view base, std::string_view cls) const;
 
   const Hierarchy& control() const { return control_; }
   const Hierarchy* accounting() const { return accounting_ ? &*accounting_ : nullptr; }
@@ -95,6 +88,27 @@ class ClassTree {
 
   Hierarchy control_;
   std::optional<Hierarchy> accounting_;
+};
+
+// Keeps the next thread moves fast. Moving any thread but the writer itself takes the kernel's
+// cgroup_threadgroup_rwsem for writing, which first waits for an RCU grace period (~6.5 ms here)
+// unless a writer released it within the last ~15 ms; then a move takes ~20 us. Writing the
+// calling thread's own tid (not 0, which skips the lock) into the control group it is in takes
+// the lock and migrates nothing; every 10 ms, it keeps moves fast (docs/boosting.md, "Round 7").
+// Fork, exit and exec take the lock's slower read path while it is warm (no difference measured
+// in their rates). Its /proc cgroup file and the group's threads file stay open; the first is
+// read before each write, so a move of the caller by someone else is followed, not undone.
+class MoveKeeper {
+ public:
+  static Result<MoveKeeper> forCallingThread(const ProcFs& proc);
+  Result<void> keep(const ClassTree& tree);
+
+ private:
+  MoveKeeper(ThreadProbe self, pid_t tid) : self_(std::move(self)), tid_(tid) {}
+  ThreadProbe self_;
+  pid_t tid_;
+  std::string group_;                  // the control group threads_file_ is in
+  std::optional<KeptFile> threads_file_;
 };
 
 }  // namespace cpuclass::cgroups

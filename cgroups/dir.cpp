@@ -58,6 +58,27 @@ Result<UniqueFd> Dir::openForWrite(std::string_view rel) const {
   return fd;
 }
 
+Result<KeptFile> Dir::keep(std::string_view rel, int flags) const { return KeptFile::open(fd_.get(), rel, flags, pathOf(rel)); }
+
+Result<KeptFile> KeptFile::open(int dir_fd, std::string_view rel, int flags, std::string path) {
+  UniqueFd fd(::openat(dir_fd, std::string(rel).c_str(), flags | O_CLOEXEC));
+  if (!fd.valid()) return failErrno("open " + path);
+  return KeptFile(std::move(fd), std::move(path));
+}
+
+Result<std::string_view> KeptFile::reread(std::span<char> buf) const {
+  const ssize_t n = ::pread(fd_.get(), buf.data(), buf.size(), 0);
+  if (n == 0) return fail(ESRCH, path_ + ": empty (thread gone)");
+  if (n < 0) return failErrno("pread " + path_);
+  return std::string_view(buf.data(), static_cast<size_t>(n));
+}
+
+bool KeptFile::write(std::string_view data) const {
+  const ssize_t n = ::write(fd_.get(), data.data(), data.size());
+  if (n >= 0 && static_cast<size_t>(n) != data.size()) errno = EIO;
+  return n >= 0 && static_cast<size_t>(n) == data.size();
+}
+
 Result<void> Dir::write(std::string_view rel, std::string_view data) const {
   auto fd = openForWrite(rel);
   if (!fd) return tl::unexpected(fd.error());

@@ -1,8 +1,10 @@
 #include "cgroups/hierarchy.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 
 #include "base/text.h"
@@ -159,20 +161,22 @@ Result<Outcome> Hierarchy::moveThread(std::string_view group, pid_t tid) const {
 
 Result<std::vector<BatchItem>> Hierarchy::moveThreads(std::string_view group,
                                                       std::span<const pid_t> tids) const {
-  auto fd = root_.openForWrite(file(group, threadsFile()));
-  if (!fd) return tl::unexpected(fd.error());
+  auto threads_file = keepThreadsFile(group);
+  if (!threads_file) return tl::unexpected(threads_file.error());
   std::vector<BatchItem> out;
   out.reserve(tids.size());
-  for (const pid_t tid : tids) {
-    // The kernel takes one TID per write(2).
-    const std::string text = std::to_string(tid) + "\n";
-    if (::write(fd->get(), text.data(), text.size()) == static_cast<ssize_t>(text.size())) {
-      out.push_back({tid, Outcome::kDone});
-    } else {
-      out.push_back({tid, classifyMoveError(tid, errno, group)});
-    }
-  }
+  for (const pid_t tid : tids) out.push_back({tid, moveThread(*threads_file, group, tid)});
   return out;
+}
+
+Result<KeptFile> Hierarchy::keepThreadsFile(std::string_view group) const {
+  return root_.keep(file(group, threadsFile()), O_WRONLY | O_TRUNC);
+}
+
+Result<Outcome> Hierarchy::moveThread(const KeptFile& threads_file, std::string_view group, pid_t tid) const {
+  // The kernel takes one TID per write(2).
+  if (threads_file.write(std::to_string(tid) + "\n")) return Outcome::kDone;
+  return classifyMoveError(tid, errno, group);
 }
 
 Result<void> Hierarchy::moveProcess(std::string_view group, pid_t pid) const {
@@ -217,8 +221,19 @@ Result<std::chrono::nanoseconds> Hierarchy::cpuUsage(std::string_view group) con
 }
 
 Result<std::chrono::microseconds> Hierarchy::cpuPressure(std::string_view group) const {
+  auto pressure_file = keepPressureFile(group);
+  if (!pressure_file) return tl::unexpected(pressure_file.error());
+  return cpuPressure(*pressure_file);
+}
+
+Result<KeptFile> Hierarchy::keepPressureFile(std::string_view group) const {
   if (version_ == CgroupVersion::kV1) return fail(ENOTSUP, "PSI needs cgroup v2");
-  auto text = root_.read(file(group, "cpu.pressure"));
+  return root_.keep(file(group, "cpu.pressure"), O_RDONLY);
+}
+
+Result<std::chrono::microseconds> Hierarchy::cpuPressure(const KeptFile& pressure_file) {
+  std::array<char, 512> buf;
+  auto text = pressure_file.reread(buf);
   if (!text) return tl::unexpected(text.error());
   // "some avg10=0.00 avg60=0.00 avg300=0.00 total=12345"
   for (const auto line : splitLines(*text)) {
@@ -230,7 +245,7 @@ Result<std::chrono::microseconds> Hierarchy::cpuPressure(std::string_view group)
       }
     }
   }
-  return fail(EINVAL, root_.pathOf(file(group, "cpu.pressure")) + ": no some total");
+  return fail(EINVAL, pressure_file.path() + ": no some total");
 }
 
 }  // namespace cpuclass::cgroups

@@ -69,6 +69,9 @@ class Hierarchy {
   Result<Outcome> moveThread(std::string_view group, pid_t tid) const;
   // Many moves through one open file: writes in a burst are far cheaper than isolated ones.
   Result<std::vector<BatchItem>> moveThreads(std::string_view group, std::span<const pid_t> tids) const;
+  // For moves into one group again and again: its threads file kept open, and a move through it.
+  Result<KeptFile> keepThreadsFile(std::string_view group) const;
+  Result<Outcome> moveThread(const KeptFile& threads_file, std::string_view group, pid_t tid) const;
   // Moves a whole process (v2 cgroup.procs, v1 cgroup.procs).
   Result<void> moveProcess(std::string_view group, pid_t pid) const;
   // PIDs of the processes in the group itself (cgroup.procs).
@@ -80,6 +83,9 @@ class Hierarchy {
   Result<std::chrono::nanoseconds> cpuUsage(std::string_view group) const;
   // v2 only: PSI cpu "some" total, time some thread of the group was runnable without a CPU.
   Result<std::chrono::microseconds> cpuPressure(std::string_view group) const;
+  // The same through cpu.pressure kept open, for a read every poll (ENOTSUP on v1).
+  Result<KeptFile> keepPressureFile(std::string_view group) const;
+  static Result<std::chrono::microseconds> cpuPressure(const KeptFile& pressure_file);
 
  private:
   std::string threadsFile() const { return version_ == CgroupVersion::kV2 ? "cgroup.threads" : "tasks"; }

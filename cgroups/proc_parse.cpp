@@ -27,15 +27,17 @@ Result<ThreadStat> parseStat(std::string_view text) {
   const auto ppid = parseInt(rest[4 - 3]);
   const auto flags = parseUint(rest[9 - 3]);
   const auto nice = parseInt(rest[19 - 3]);
+  const auto num_threads = parseInt(rest[20 - 3]);
   const auto start = parseUint(rest[22 - 3]);
   const auto rt_priority = parseInt(rest[40 - 3]);
   const auto policy = parseInt(rest[kPolicy]);
-  if (!ppid || !flags || !nice || !start || !rt_priority || !policy) return fail(EINVAL, "stat: malformed number");
+  if (!ppid || !flags || !nice || !num_threads || !start || !rt_priority || !policy) return fail(EINVAL, "stat: malformed number");
   constexpr uint64_t kPfKthread = 0x00200000;  // include/linux/sched.h
   st.state = rest[0][0];
   st.ppid = static_cast<pid_t>(*ppid);
   st.kthread = (*flags & kPfKthread) != 0;
   st.nice = static_cast<int>(*nice);
+  st.num_threads = static_cast<int>(*num_threads);
   st.start_time = *start;
   st.rt_priority = static_cast<int>(*rt_priority);
   st.policy = static_cast<int>(*policy);

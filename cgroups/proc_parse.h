@@ -30,6 +30,7 @@ struct ThreadStat {
   pid_t ppid = 0;           // field 4
   bool kthread = false;     // PF_KTHREAD in the flags (field 9)
   int nice = 0;             // field 19
+  int num_threads = 0;      // field 20: of the whole process
   uint64_t start_time = 0;  // field 22, clock ticks after boot; with the tid, a thread's identity
   int rt_priority = 0;      // field 40
   int policy = 0;           // field 41

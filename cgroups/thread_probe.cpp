@@ -11,17 +11,6 @@
 
 namespace cpuclass::cgroups {
 
-namespace {
-
-// The file again from its start; ESRCH once the thread has exited (the read then returns 0).
-Result<std::string_view> rereadInto(const UniqueFd& fd, std::span<char> buf, std::string_view what) {
-  const ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), 0);
-  if (n <= 0) return n == 0 ? fail(ESRCH, "thread gone") : failErrno("pread " + std::string(what));
-  return std::string_view(buf.data(), static_cast<size_t>(n));
-}
-
-}  // namespace
-
 char parseStatState(std::string_view text) {
   const auto close = text.rfind(')');
   if (close == std::string_view::npos || close + 2 >= text.size()) return '?';
@@ -30,37 +19,51 @@ char parseStatState(std::string_view text) {
 
 Result<ThreadProbe> ThreadProbe::open(const ProcFs& proc, pid_t pid, pid_t tid) {
   std::string dir = std::to_string(pid) + "/task/" + std::to_string(tid) + "/";
-  UniqueFd stat(::openat(proc.root().fd(), (dir + "stat").c_str(), O_RDONLY | O_CLOEXEC));
-  if (!stat.valid()) return failErrno("open " + proc.root().pathOf(dir + "stat"));
-  return ThreadProbe(std::move(stat), proc.root().fd(), std::move(dir));
+  auto stat = proc.root().keep(dir + "stat", O_RDONLY);
+  if (!stat) return tl::unexpected(stat.error());
+  return ThreadProbe(std::move(*stat), proc.root().fd(), std::move(dir), proc.root().path());
+}
+
+Result<std::string_view> ThreadProbe::reread(std::optional<KeptFile>& file, std::string_view name, std::span<char> buf) {
+  if (!file) {
+    const std::string rel = dir_ + std::string(name);
+    auto opened = KeptFile::open(proc_fd_, rel, O_RDONLY, proc_path_ + "/" + rel);
+    if (!opened) return tl::unexpected(opened.error());
+    file = std::move(*opened);
+  }
+  return file->reread(buf);
 }
 
 Result<char> ThreadProbe::state() {
   std::array<char, 1024> buf;
-  auto text = rereadInto(stat_, buf, "stat");
+  auto text = stat_.reread(buf);
   if (!text) return tl::unexpected(text.error());
   return parseStatState(*text);
 }
 
 Result<ThreadStat> ThreadProbe::stat() {
   std::array<char, 2048> buf;
-  auto text = rereadInto(stat_, buf, "stat");
+  auto text = stat_.reread(buf);
   if (!text) return tl::unexpected(text.error());
   return parseStat(*text);
 }
 
 Result<uint64_t> ThreadProbe::runtimeNs() {
-  if (!schedstat_.valid()) {
-    schedstat_.reset(::openat(proc_fd_, (dir_ + "schedstat").c_str(), O_RDONLY | O_CLOEXEC));
-    if (!schedstat_.valid()) return failErrno("open schedstat of " + dir_);
-  }
   std::array<char, 128> buf;
-  auto text = rereadInto(schedstat_, buf, "schedstat");
+  auto text = reread(schedstat_, "schedstat", buf);
   if (!text) return tl::unexpected(text.error());
   const auto fields = splitFields(*text);
   const auto runtime = fields.empty() ? std::nullopt : parseUint(fields[0]);
   if (!runtime) return fail(EINVAL, "schedstat: malformed");
   return *runtime;
+}
+
+Result<std::vector<CgroupEntry>> ThreadProbe::cgroups() {
+  std::array<char, 8192> buf;
+  auto text = reread(cgroup_, "cgroup", buf);
+  if (!text) return tl::unexpected(text.error());
+  if (text->size() == buf.size()) return fail(EOVERFLOW, proc_path_ + "/" + dir_ + "cgroup: longer than 8 KiB");
+  return parseProcCgroup(*text);
 }
 
 }  // namespace cpuclass::cgroups

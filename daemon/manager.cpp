@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <regex>
+#include <utility>
 
 #include "cgroups/sched.h"
 
@@ -140,7 +141,10 @@ void Manager::considerProcess(pid_t pid) {
   const auto st = proc_.stat(pid, pid);
   if (!st) return;  // exited, or not a process (a thread id): nothing to do
   if (const auto it = processes_.find(pid); it != processes_.end()) {
-    if (it->second.start_time == st->start_time) return;
+    if (it->second.start_time == st->start_time) {
+      it->second.num_threads = st->num_threads;
+      return;
+    }
     forgetProcess(pid);  // the PID was reused
   }
   if (st->kthread) return;
@@ -200,30 +204,44 @@ void Manager::markThreadsDirty(pid_t pid) {
 }
 
 void Manager::markChangedThreadsDirty(bool check_drift) {
-  // Member lists, each read once: control groups always, accounting groups when checking drift.
-  std::map<std::string, std::set<pid_t>> members;
-  std::map<std::string, std::set<pid_t>> mirror_members;
-  for (const auto& group : ensured_) {
-    if (auto tids = tree_.control().threads(group)) members[group].insert(tids->begin(), tids->end());
-  }
+  // Member lists, each read once and sorted: control groups always, accounting groups when
+  // checking drift (then only the groups asked for).
+  const auto sorted = [](Result<std::vector<pid_t>> tids) {
+    auto v = std::move(tids).value_or(std::vector<pid_t>{});
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  std::map<std::string, std::vector<pid_t>> members;
+  std::map<std::string, std::vector<pid_t>> mirror_members;
+  for (const auto& group : ensured_) members.emplace(group, sorted(tree_.control().threads(group)));
+  const auto in_place = [&](const Thread& t, pid_t tid) {
+    const auto it = t.applied_group ? members.find(*t.applied_group) : members.end();
+    return it != members.end() && std::binary_search(it->second.begin(), it->second.end(), tid);
+  };
   const auto in_mirror = [&](const std::string& group, pid_t tid) {
     const auto* mirror = tree_.accounting();
     if (mirror == nullptr) return true;
     auto it = mirror_members.find(group);
-    if (it == mirror_members.end()) {
-      it = mirror_members.emplace(group, std::set<pid_t>{}).first;
-      if (auto tids = mirror->threads(group)) it->second.insert(tids->begin(), tids->end());
-    }
-    return it->second.contains(tid);
+    if (it == mirror_members.end()) it = mirror_members.emplace(group, sorted(mirror->threads(group))).first;
+    return std::binary_search(it->second.begin(), it->second.end(), tid);
   };
+  // A process whose thread count (from the stat this rescan read) matches the threads we know
+  // needs no listing of /proc/<pid>/task, the rescan's biggest cost at 2,000 threads. A thread
+  // the events missed changes the count; a missed exit plus a missed start would not, but the
+  // kernel loses events only with ENOBUFS, which is reported and rescans everything.
+  std::map<pid_t, std::vector<pid_t>> known;
+  for (const auto& [tid, t] : threads_) known[t.tgid].push_back(tid);
   for (const auto& [pid, p] : processes_) {
-    auto tids = proc_.threads(pid);
-    if (!tids) continue;
-    for (const pid_t tid : *tids) {
+    std::vector<pid_t> tids = std::move(known[pid]);
+    if (std::cmp_not_equal(tids.size(), p.num_threads)) {
+      auto listed = proc_.threads(pid);
+      if (!listed) continue;
+      tids = std::move(*listed);
+    }
+    for (const pid_t tid : tids) {
       const auto t = threads_.find(tid);
-      const bool in_place = t != threads_.end() && t->second.applied_group &&
-                            members[*t->second.applied_group].contains(tid);
-      if (!in_place || (check_drift && (drifted(tid, t->second) || !in_mirror(t->second.class_group, tid)))) {
+      if (t == threads_.end() || !in_place(t->second, tid) ||
+          (check_drift && (drifted(tid, t->second) || !in_mirror(t->second.class_group, tid)))) {
         dirty_.emplace(tid, pid);
       }
     }
@@ -806,7 +824,7 @@ void Manager::squeezeIdleGroups(Nanos now) {
       if (spec->squeeze) idle_groups.push_back(group);
       continue;
     }
-    if (const auto psi = tree_.pressure(group.substr(0, slash), spec->name)) {
+    if (const auto psi = pressureOf(group)) {
       const Nanos total = *psi;
       const auto [seen, first] = busy_pressure_seen_.try_emplace(group, PressureSeen{total, now});
       if (first) continue;  // a baseline
@@ -815,6 +833,7 @@ void Manager::squeezeIdleGroups(Nanos now) {
     }
   }
   std::erase_if(busy_pressure_seen_, [&](const auto& e) { return !ensured_.contains(e.first); });
+  std::erase_if(pressure_files_, [&](const auto& e) { return !ensured_.contains(e.first); });
   std::erase_if(squeezed_, [&](const std::string& g) { return !ensured_.contains(g); });
   for (const auto& group : idle_groups) {
     if (squeezed_.contains(group) == waited) continue;
@@ -847,12 +866,32 @@ void Manager::refreshBoostable() {
 // Kept warm every poll, the move takes ~20 us (docs/boosting.md, "Round 7").
 void Manager::keepMovesFast() {
   if (moves_fast_failed_) return;
-  const pid_t self = ::gettid();
-  auto kept = proc_.cgroups(::getpid(), self).and_then([&](const auto& own) { return tree_.keepMovesFast(self, own); });
+  Result<void> kept;
+  if (!move_keeper_) {
+    auto opened = cgroups::MoveKeeper::forCallingThread(proc_);
+    kept = opened.map([&](auto& k) { move_keeper_ = std::move(k); });
+  }
+  if (kept) kept = move_keeper_->keep(tree_);
   if (!kept) {
     moves_fast_failed_ = true;
     log_.warning("boost moves stay slow until restart (fast_moves): {}", kept.error().message);
   }
+}
+
+std::optional<std::chrono::microseconds> Manager::pressureOf(const std::string& group) {
+  auto it = pressure_files_.find(group);
+  if (it == pressure_files_.end()) {
+    const auto slash = group.rfind('/');
+    auto opened = tree_.keepPressureFile(group.substr(0, slash), group.substr(slash + 1));
+    if (!opened) return std::nullopt;  // v1, or no PSI: no gate
+    it = pressure_files_.emplace(group, std::move(*opened)).first;
+  }
+  auto total = cgroups::Hierarchy::cpuPressure(it->second);
+  if (!total) {
+    pressure_files_.erase(it);  // a group removed and made again: opened anew next time
+    return std::nullopt;
+  }
+  return *total;
 }
 
 void Manager::sweepIdle(Nanos now) {
@@ -862,8 +901,7 @@ void Manager::sweepIdle(Nanos now) {
     // the kernel weights each CPU's pressure by its non-idle time in whole jiffies, so a wait
     // shorter than a tick between two reads may never show in the total (KERNEL_NOTES).
     if (tids.size() > kUngatedGroupSize) {
-      const auto slash = group.rfind('/');
-      if (const auto psi = tree_.pressure(group.substr(0, slash), group.substr(slash + 1))) {
+      if (const auto psi = pressureOf(group)) {
         const auto total = static_cast<uint64_t>(psi->count());
         if (std::exchange(pressure_seen_[group], total) == total) continue;
       }

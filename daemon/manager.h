@@ -177,6 +177,7 @@ class Manager {
     bool child = false;  // a child process of a worker process: process rules apply
     policy::ProcessFacts facts;
     UniqueFd pidfd;  // keeps naming this process across PID reuse
+    int num_threads = 0;  // as the last rescan's stat read it (0: not read yet)
   };
   struct Thread {
     pid_t tgid = 0;
@@ -225,6 +226,8 @@ class Manager {
   void refreshBoostable();    // boostable_ and boosts_move_, when stale
   void sweepIdle(Nanos now);  // adds idle threads of class groups with CPU pressure to look_
   void keepMovesFast();
+  // PSI some total of a class group ("<base>/<class>"), its cpu.pressure kept open.
+  std::optional<std::chrono::microseconds> pressureOf(const std::string& group);
   void squeezeIdleGroups(Nanos now);
   Result<LiveSample> sample(cgroups::ThreadProbe& probe, pid_t tid, Nanos now, double starved_below);
   bool lookAt(pid_t tid, Nanos now);  // one starvation look; whether a boost started or ended
@@ -264,12 +267,14 @@ class Manager {
   std::map<std::string, policy::WorkerSpec> registered_;  // workers that registered over D-Bus
   std::map<std::string, BoostCounters> boost_counters_;  // by class group
   std::map<std::string, uint64_t> pressure_seen_;        // class group -> PSI some total (us)
+  std::map<std::string, cgroups::KeptFile> pressure_files_;  // class group -> its cpu.pressure
   std::set<pid_t> hot_;              // runnable (or running) at their last look: looked at every poll
   std::map<pid_t, Nanos> recheck_;   // tid -> when to judge it again (it woke and ran a little)
   std::map<std::string, std::vector<pid_t>> boostable_;  // class group -> its threads, for the sweep
   bool boostable_stale_ = true;      // rebuilt from threads_ when classes or threads changed
   bool boosts_move_ = false;         // some boostable thread's class has a group of its own
   bool moves_fast_failed_ = false;   // keepMovesFast failed once: warned, not tried again
+  std::optional<cgroups::MoveKeeper> move_keeper_;  // opened at the first keepMovesFast
   std::map<std::string, pid_t> sweep_cursor_;  // class group -> where its next sweep starts
   Nanos next_full_poll_{};
   std::vector<pid_t> look_;          // the threads of one poll (kept: no allocation per poll)

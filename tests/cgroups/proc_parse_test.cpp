@@ -18,6 +18,7 @@ TEST(ProcParse, StatOfAPlainProcess) {
   EXPECT_EQ(st->ppid, 3273);
   EXPECT_FALSE(st->kthread);
   EXPECT_EQ(st->nice, 0);
+  EXPECT_EQ(st->num_threads, 1);
   EXPECT_EQ(st->start_time, 33253u);
   EXPECT_EQ(st->policy, kSchedOther);
 }
@@ -28,6 +29,7 @@ TEST(ProcParse, StatWithParenthesesInCommAndIdlePolicy) {
   EXPECT_EQ(st->comm, "a) b (c");
   EXPECT_EQ(st->state, 'S');
   EXPECT_EQ(st->nice, 5);
+  EXPECT_EQ(st->num_threads, 3);
   EXPECT_EQ(st->policy, kSchedIdle);
   EXPECT_EQ(st->rt_priority, 0);
 }
