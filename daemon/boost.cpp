@@ -4,6 +4,17 @@
 
 namespace cpuclass::daemon {
 
+void SweepPace::looked(size_t group_size, bool runnable) {
+  if (runnable) {
+    per_poll_ = kFastest;
+    looked_in_round_ = 0;
+    return;
+  }
+  if (++looked_in_round_ < group_size) return;
+  per_poll_ = std::max(kSlowest, per_poll_ / 2);  // a whole round found nothing
+  looked_in_round_ = 0;
+}
+
 bool StarvationDetector::ranLittle(const Previous& p, Nanos now, uint64_t runtime_ns, double starved_below) {
   const double elapsed = static_cast<double>((now - p.at).count());
   return static_cast<double>(runtime_ns - p.runtime_ns) < starved_below * elapsed;

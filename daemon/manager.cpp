@@ -47,10 +47,9 @@ const std::vector<cgroups::CgroupEntry>& rootEntries() {
 }  // namespace
 
 namespace {
-// Idle threads looked at per poll beyond the runnable ones: bounds the poll's cost for large
-// pools (2,000 threads: a full round every 125 polls, 1.25 s) while small pools are seen every poll.
-constexpr size_t kIdleThreadsPerPoll = 16;
-constexpr size_t kUngatedGroupSize = 16;  // class groups this small skip the PSI gate
+// Class groups this small are looked at whole every poll and skip the PSI gate; larger ones are
+// swept at a SweepPace, which bounds the poll's cost for large pools.
+constexpr size_t kUngatedGroupSize = 16;
 // A thread that woke and ran a little since the last poll is judged again after poll / 10.
 constexpr int kRecheckDivisor = 10;
 // Every this many periodic rescans, every thread is read again; in between only changed ones.
@@ -773,6 +772,7 @@ Manager::StarvationPoll Manager::pollStarvation(Nanos now) {
   // Every poll looks at the threads runnable or boosted at their last look and at some idle
   // ones; in between, only threads due for a recheck. Nothing here walks all managed threads.
   look_.clear();
+  swept_.clear();
   if (now >= next_full_poll_) {
     next_full_poll_ = now + policy_.daemon.starvation_poll;
     refreshBoostable();
@@ -796,6 +796,7 @@ Manager::StarvationPoll Manager::pollStarvation(Nanos now) {
   std::sort(look_.begin(), look_.end());
   look_.erase(std::unique(look_.begin(), look_.end()), look_.end());
   for (const pid_t tid : look_) out.changed |= lookAt(tid, now);
+  for (const auto& [sweep, tid] : swept_) sweep->pace.looked(sweep->group_size, hot_.contains(tid));
   reconcile();
   out.next = next_full_poll_;
   for (const auto& [tid, due] : recheck_) out.next = std::min(out.next, due);
@@ -858,6 +859,7 @@ void Manager::refreshBoostable() {
     boostable_[t.class_group].push_back(tid);
     boosts_move_ |= t.spec->run_in.empty();
   }
+  std::erase_if(sweeps_, [&](const auto& e) { return !boostable_.contains(e.first); });
   boostable_stale_ = false;
 }
 
@@ -907,16 +909,20 @@ void Manager::sweepIdle(Nanos now) {
       }
     }
     // Round-robin from where the last sweep of this group stopped.
-    pid_t& cursor = sweep_cursor_[group];
-    size_t i = static_cast<size_t>(std::lower_bound(tids.begin(), tids.end(), cursor) - tids.begin());
+    Sweep& sweep = sweeps_[group];
+    sweep.group_size = tids.size();
+    const bool paced = tids.size() > kUngatedGroupSize;
+    const size_t budget = paced ? sweep.pace.perPoll() : tids.size();
+    size_t i = static_cast<size_t>(std::lower_bound(tids.begin(), tids.end(), sweep.cursor) - tids.begin());
     size_t picked = 0;
-    for (size_t steps = 0; steps < tids.size() && picked < kIdleThreadsPerPoll; ++steps, ++i) {
+    for (size_t steps = 0; steps < tids.size() && picked < budget; ++steps, ++i) {
       if (i == tids.size()) i = 0;
       if (hot_.contains(tids[i]) || book_.boosted(tids[i]) || book_.coolingDown(tids[i], now)) continue;
       look_.push_back(tids[i]);
+      if (paced) swept_.emplace_back(&sweep, tids[i]);
       ++picked;
     }
-    cursor = i < tids.size() ? tids[i] : 0;
+    sweep.cursor = i < tids.size() ? tids[i] : 0;
   }
 }
 

@@ -275,7 +275,13 @@ class Manager {
   bool boosts_move_ = false;         // some boostable thread's class has a group of its own
   bool moves_fast_failed_ = false;   // keepMovesFast failed once: warned, not tried again
   std::optional<cgroups::MoveKeeper> move_keeper_;  // opened at the first keepMovesFast
-  std::map<std::string, pid_t> sweep_cursor_;  // class group -> where its next sweep starts
+  struct Sweep {
+    pid_t cursor = 0;  // where the group's next sweep starts
+    size_t group_size = 0;
+    SweepPace pace;
+  };
+  std::map<std::string, Sweep> sweeps_;  // by class group
+  std::vector<std::pair<Sweep*, pid_t>> swept_;  // this poll's sweep picks, for the pace
   Nanos next_full_poll_{};
   std::vector<pid_t> look_;          // the threads of one poll (kept: no allocation per poll)
   struct PressureSeen {

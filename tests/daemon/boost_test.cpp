@@ -89,6 +89,27 @@ BoostLimits limits() {
   return l;
 }
 
+TEST(SweepPace, QuietRoundsHalveThePaceAndARunnableFindRestoresIt) {
+  SweepPace pace;
+  EXPECT_EQ(pace.perPoll(), 16u);
+  const auto quietRound = [&](size_t size) {
+    for (size_t i = 0; i < size; ++i) pace.looked(size, false);
+  };
+  for (size_t i = 0; i < 99; ++i) pace.looked(100, false);
+  EXPECT_EQ(pace.perPoll(), 16u) << "not before the round is whole";
+  pace.looked(100, false);
+  EXPECT_EQ(pace.perPoll(), 8u);
+  quietRound(100);
+  EXPECT_EQ(pace.perPoll(), 4u);
+  quietRound(100);
+  EXPECT_EQ(pace.perPoll(), 4u) << "never below the slowest pace";
+  for (size_t i = 0; i < 50; ++i) pace.looked(100, false);
+  pace.looked(100, true);
+  EXPECT_EQ(pace.perPoll(), 16u);
+  for (size_t i = 0; i < 99; ++i) pace.looked(100, false);
+  EXPECT_EQ(pace.perPoll(), 16u) << "a find starts a new round";
+}
+
 TEST(BoostBook, WindowEndsEveryBoost) {
   BoostBook b;
   EXPECT_EQ(b.request(1, "db", milliseconds(0), limits()), BoostVerdict::kStarted);
