@@ -26,8 +26,8 @@ BEGIN {
 END {
   ideal = median("ideal", "fg_p99_ms")
   printf "Medians of %d repetitions, %s s measured each, %d CPUs; shares are of the whole machine.\n\n", reps, seconds, cpus
-  print "| configuration | fg p50 | fg p99 | fg p99.9 | fg p99 / ideal | bg CPU | offload CPU | of it, bulk | awaited item p50 | awaited item p99 | new thread placed, p50 | daemon CPU |"
-  print "|---|---|---|---|---|---|---|---|---|---|---|---|"
+  print "| configuration | fg p50 | fg p99 | fg p99.9 | fg p99 / ideal | bg CPU | offload CPU | of it, bulk | awaited item p50 | awaited item p99 | helper done, p99 | new thread placed, p50 | daemon CPU |"
+  print "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   for (o = 1; o in order; o++) {
     c = order[o]
     if (!(c in seen)) continue
@@ -36,11 +36,11 @@ END {
     daemon = c ~ /cpuclassd|offload-alone/
     p99 = median(c, "fg_p99_ms")
     ratio = fg || ideal == "nan" || ideal == 0 ? "—" : sprintf("%.2f×", p99 / ideal)
-    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c,
+    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c,
       fg ? "—" : ms(median(c, "fg_p50_ms")), fg ? "—" : ms(p99), fg ? "—" : ms(median(c, "fg_p999_ms")), ratio,
       bg ? pct(median(c, "bg_share")) : "—", c == "ideal" ? "—" : pct(median(c, "offload_share")),
       c == "ideal" ? "—" : pct(median(c, "offload_bulk_share")),
-      bg ? ms(median(c, "inv_p50_ms")) : "—", bg ? ms(median(c, "inv_p99_ms")) : "—",
+      bg ? ms(median(c, "inv_p50_ms")) : "—", bg ? ms(median(c, "inv_p99_ms")) : "—", bg ? ms(median(c, "inv_done_p99_ms")) : "—",
       daemon && !fg ? ms(median(c, "placement_p50_ms")) : "—", daemon ? pct(median(c, "daemon_cpu")) : "—"
     if (dat != "") {
       printf "%s %s %s %s %s %s\n", c, fg ? 0 : p99, bg ? median(c, "inv_p99_ms") : 0,

@@ -5,7 +5,8 @@
 //                 = scheduled arrival -> done, so wake-up delay and queueing behind it count.
 //   bg-merge-N    background: merge-like CPU work in 100 us units (throughput counter). bg-merge-0
 //                 also hands a 1 ms item to the offload helper every AWAIT ms and waits for it
-//                 (the RavenDB pattern: inversion latency = submit -> done).
+//                 (the RavenDB pattern: inversion latency = submit -> the waiter runs again;
+//                 also reported: submit -> the helper finished, without the waiter's own wake-up).
 //   offload-bulk-N  offload: always has work (1 ms chunks), should only get idle CPU.
 //   offload-help  offload: serves the awaited items, sleeps otherwise.
 //   fg-conn-N     a short-lived foreground thread started every 250 ms by bg-accept: time until
@@ -151,14 +152,14 @@ class Loadgen {
     uint64_t units = 0, cpu_at_start = 0;
     bool counting = false;
     auto next_item = steady_clock::now() + milliseconds(o_.await_ms);
-    std::vector<double> inv;
+    std::vector<double> inv, inv_done;
     for (auto now = steady_clock::now(); now < end_; now = steady_clock::now()) {
       if (!counting && now >= measure_from_) counting = true, cpu_at_start = threadRuntimeNs(), units = 0;
       burnCpu(microseconds(100));
       ++units;
       if (i == 0 && now >= next_item) {
-        const double ms = awaitItem();
-        if (measuring(now)) inv.push_back(ms);
+        const auto [ms, done_ms] = awaitItem();
+        if (measuring(now)) inv.push_back(ms), inv_done.push_back(done_ms);
         next_item = steady_clock::now() + milliseconds(o_.await_ms);
       }
     }
@@ -166,9 +167,11 @@ class Loadgen {
     bg_cpu_ns_ += threadRuntimeNs() - cpu_at_start;
     bg_units_ += units;
     inversion_.insert(inversion_.end(), inv.begin(), inv.end());
+    item_finished_.insert(item_finished_.end(), inv_done.begin(), inv_done.end());
   }
 
-  double awaitItem() {
+  // Submit -> the waiter runs again, and submit -> the helper finished the item.
+  std::pair<double, double> awaitItem() {
     const auto t0 = steady_clock::now();
     std::unique_lock lock(item_mu_);
     item_pending_ = true;
@@ -181,11 +184,12 @@ class Loadgen {
     }
     item_cv_.wait(lock, [&] { return item_done_ || stopping_; });
     const double ms = duration<double, std::milli>(steady_clock::now() - t0).count();
+    const double done_ms = item_done_ ? duration<double, std::milli>(item_done_at_ - t0).count() : ms;
     if (o_.lib) {
       lock.unlock();
       (void)cpuclass_end_wait(client_, 0, helper_tid_.load());
     }
-    return ms;
+    return {ms, done_ms};
   }
 
   void offloadHelper() {
@@ -203,6 +207,7 @@ class Loadgen {
       lock.lock();
       item_pending_ = false;
       item_done_ = true;
+      item_done_at_ = steady_clock::now();
       item_cv_.notify_all();
     }
     stopping_ = true;  // a waiter still waiting when the run ends is let go
@@ -250,13 +255,13 @@ class Loadgen {
   void report() {
     const double machine_ns = o_.seconds * 1e9 * static_cast<double>(std::thread::hardware_concurrency());
     std::printf("fg_p50_ms=%.3f fg_p99_ms=%.3f fg_p999_ms=%.3f fg_requests=%zu bg_share=%.4f bg_units=%llu "
-                "offload_share=%.4f offload_bulk_share=%.4f inv_p50_ms=%.3f inv_p99_ms=%.3f inv_items=%zu placement_p50_ms=%.3f "
+                "offload_share=%.4f offload_bulk_share=%.4f inv_p50_ms=%.3f inv_p99_ms=%.3f inv_done_p99_ms=%.3f inv_items=%zu placement_p50_ms=%.3f "
                 "placement_max_ms=%.3f placed=%zu/%d\n",
                 percentile(fg_latency_, 0.5), percentile(fg_latency_, 0.99), percentile(fg_latency_, 0.999),
                 fg_latency_.size(), static_cast<double>(bg_cpu_ns_) / machine_ns,
                 static_cast<unsigned long long>(bg_units_), static_cast<double>(offload_cpu_ns_ + offload_bulk_cpu_ns_) / machine_ns,
                 static_cast<double>(offload_bulk_cpu_ns_) / machine_ns,
-                percentile(inversion_, 0.5), percentile(inversion_, 0.99), inversion_.size(),
+                percentile(inversion_, 0.5), percentile(inversion_, 0.99), percentile(item_finished_, 0.99), inversion_.size(),
                 percentile(placement_, 0.5), placement_.empty() ? 0.0 : *std::max_element(placement_.begin(), placement_.end()),
                 placement_.size(), connections_);
   }
@@ -269,10 +274,11 @@ class Loadgen {
   std::mutex item_mu_;
   std::condition_variable item_cv_;
   bool item_pending_ = false, item_done_ = false, stopping_ = false;
+  steady_clock::time_point item_done_at_;  // when the helper finished the last item
   std::atomic<pid_t> helper_tid_{0};
 
   std::mutex mu_;  // guards the results below
-  std::vector<double> fg_latency_, inversion_, placement_;
+  std::vector<double> fg_latency_, inversion_, item_finished_, placement_;
   uint64_t bg_cpu_ns_ = 0, bg_units_ = 0;
   uint64_t offload_cpu_ns_ = 0, offload_bulk_cpu_ns_ = 0;  // the helper's (awaited items), the bulk threads'
   int connections_ = 0;
