@@ -53,8 +53,8 @@ class StarvationDetector {
 };
 
 // How many idle threads of a large class group one poll looks at (the idle sweep), once the
-// group's PSI shows that some thread waited. At 16 a poll, 2,000 threads take 125 polls (1.25 s);
-// each of those reads costs a stat of the kernel, most of the daemon's CPU at that scale. So a
+// group's PSI shows that some thread waited. At 16 a poll, 2,000 threads take 125 polls (1.25 s),
+// and those `stat` reads were most of the daemon's CPU at that scale. So a
 // round that finds no thread runnable halves the pace, down to 4 a poll (2,000 threads in 5 s),
 // and a runnable find puts it back to 16 at once: the reads go where threads wake. A pool whose
 // PSI is held up by threads known to wait (bulk offload cooling down) costs a quarter, and its
