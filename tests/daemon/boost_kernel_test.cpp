@@ -3,9 +3,6 @@
 #include "tests/daemon/daemon_fixture.h"
 
 #include "cgroups/sched.h"
-#include "daemon/log.h"
-#include "daemon/manager.h"
-#include "policy/policy_loader.h"
 
 namespace cpuclass {
 namespace {
@@ -16,20 +13,6 @@ class BoostTest : public DaemonTest {
     const auto p = where(tid);
     return p.group == "/" + prefix_ + "/tw/_boost" && p.policy == cgroups::kSchedOther;
   }
-  // The Manager in-process, on the test's policy (adjusted by `tune`), for synchronous checks.
-  std::unique_ptr<daemon::Manager> inProcessManager(const std::function<void(policy::Policy&)>& tune = {}) {
-    auto loaded = policy::loadPolicy((dir_.path() / "policy.yaml").string(), "/nonexistent");
-    EXPECT_TRUE(loaded.policy);
-    if (tune) tune(*loaded.policy);
-    auto tree = cgroups::ClassTree::openSystem(layout_);
-    EXPECT_TRUE(tree);
-    auto m = std::make_unique<daemon::Manager>(std::move(*loaded.policy), std::move(*tree), *cgroups::ProcFs::openSystem(),
-                                               daemon::StateFile((dir_.path() / "state-in-process").string()), log_);
-    m->start();
-    return m;
-  }
-  daemon::Logger log_{policy::LogLevel::kWarning};
-
   std::vector<pid_t> spinHogs(int n) {
     std::vector<pid_t> hogs;
     for (int i = 0; i < n; ++i) {

@@ -12,7 +12,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <regex>
 #include <sstream>
@@ -20,6 +22,9 @@
 
 #include "cgroups/class_tree.h"
 #include "cgroups/proc_fs.h"
+#include "daemon/log.h"
+#include "daemon/manager.h"
+#include "policy/policy_loader.h"
 #include "tests/support/child_process.h"
 #include "tests/support/test_support.h"
 
@@ -118,6 +123,20 @@ class DaemonTest : public ::testing::Test {
 
   std::string logPath() const { return (dir_.path() / "daemon.log").string(); }
   std::string daemonLog() const { return fs::exists(logPath()) ? testing::readFile(logPath()) : ""; }
+
+  // The Manager in-process, on the test's policy (adjusted by `tune`), for synchronous checks.
+  std::unique_ptr<daemon::Manager> inProcessManager(const std::function<void(policy::Policy&)>& tune = {}) {
+    auto loaded = policy::loadPolicy((dir_.path() / "policy.yaml").string(), "/nonexistent");
+    EXPECT_TRUE(loaded.policy);
+    if (tune) tune(*loaded.policy);
+    auto tree = cgroups::ClassTree::openSystem(layout_);
+    EXPECT_TRUE(tree);
+    auto m = std::make_unique<daemon::Manager>(std::move(*loaded.policy), std::move(*tree), *cgroups::ProcFs::openSystem(),
+                                               daemon::StateFile((dir_.path() / "state-in-process").string()), log_);
+    m->start();
+    return m;
+  }
+  daemon::Logger log_{policy::LogLevel::kWarning};
 
   pid_t spawn(const std::string& name) {
     const auto reply = worker_->ask("spawn " + name);

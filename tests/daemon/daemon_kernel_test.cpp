@@ -142,6 +142,22 @@ TEST_F(DaemonTest, DriftIsCorrectedAtTheNextRescan) {
 
 // Scheduling alone drifted (the thread stayed in its group): only a full rescan reads it, every
 // 5th periodic one (2.5 s at the test's 500 ms rescan_interval).
+// Rescans are the net behind the proc connector. A periodic one lists a process's threads only
+// when its thread count (from stat) differs from the threads the daemon knows; a thread the
+// events missed changes the count and must be found. In-process, the Manager gets no events.
+TEST_F(DaemonTest, AThreadTheEventsMissedIsFoundByTheNextRescan) {
+  const pid_t early = spawn("bg-early");
+  auto m = inProcessManager();
+  ASSERT_TRUE(placedAs(early, "background")) << where(early).group;
+  const pid_t late = spawn("bg-late");
+  EXPECT_FALSE(placedAs(late, "background")) << "placed without a rescan?";
+  m->rescan(false);
+  EXPECT_TRUE(placedAs(late, "background")) << where(late).group;
+  EXPECT_EQ(m->managedThreads(), static_cast<size_t>(std::count_if(
+      fs::directory_iterator("/proc/" + std::to_string(worker_->pid()) + "/task"), fs::directory_iterator{},
+      [](const auto&) { return true; })));
+}
+
 TEST_F(DaemonTest, SchedulingDriftIsCorrectedAtAFullRescan) {
   const pid_t off = spawn("off-1");
   startDaemon();
