@@ -44,21 +44,26 @@ TEST_F(BoostTest, StarvingOffloadThreadIsBoostedAndRevertedWhenDone) {
 }
 
 // A large pool (over 16 threads) is not looked at whole every poll: its PSI gates the idle
-// sweep, and quiet sweep rounds slow it to 4 threads a poll. A thread of it that starts to starve
-// after a quiet spell must still be found, by the sweep at its slowest pace.
+// sweep, and sweep rounds that find no runnable thread slow it to 4 threads a poll. Here a bulk
+// thread of the pool spins all along (as in bench/poll_cost_bench), so the gate stays open and
+// the sweep slows; a parked thread of it that starts to starve must still be found.
 TEST_F(BoostTest, AThreadOfALargeQuietPoolThatStartsToStarveIsFound) {
   spinHogs(4);
   ASSERT_EQ(worker_->ask("burst 60 off"), "burst 60");
+  const pid_t bulk = spawn("off-bulk");
   const pid_t off = spawn("off-late");
   startDaemon();
   ASSERT_TRUE(placedAs(off, "offload"));
-  std::this_thread::sleep_for(1s);  // quiet rounds (61 threads, ~4 polls each at 16): slowest pace
+  EXPECT_EQ(worker_->ask("spin " + std::to_string(bulk)), "ok");
+  // Rounds of ~60 looks at 16, then 8 a poll: the slowest pace after ~120 ms.
+  std::this_thread::sleep_for(1s);
   const auto started = std::chrono::steady_clock::now();
   EXPECT_EQ(worker_->ask("spin " + std::to_string(off)), "ok");
   EXPECT_TRUE(waitUntil([&] { return inBoost(off); }, 5s)) << where(off).group;
-  // 61 threads at 4 a poll: ~16 polls; allow for the PSI gate and a loaded machine.
+  // 62 threads at 4 a poll: ~16 polls; allow for the PSI gate and a loaded machine.
   EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
   EXPECT_EQ(worker_->ask("park " + std::to_string(off)), "ok");
+  EXPECT_EQ(worker_->ask("park " + std::to_string(bulk)), "ok");
   EXPECT_EQ(problems(), "");
 }
 
