@@ -50,6 +50,15 @@ struct ClassSpec {
   bool squeeze = true;        // idle groups only: capped while a non-idle class group waits for CPU
   ThreadSched sched = ThreadSched::kOther;
   int nice = 0;
+  // 1..99: the threads run SCHED_RR at this priority, ahead of every fair thread wherever they
+  // wake (the kernel's fair wake-up placement stops looking for a free CPU on a busy machine;
+  // docs/boosting.md, "Round 9"). 0: off. `sched` and `nice` then apply only while the guard
+  // below has the class back on fair scheduling.
+  int realtime = 0;
+  SourceLocation realtime_where;
+  // The guard: when the class's threads of one worker used more than this share of all CPUs in
+  // a 100 ms window, they run fair (`sched`, `nice`) until a window under it.
+  double realtime_limit = 0.5;
   std::optional<BoostSpec> boost;
   // Runs in another class's control group (that class's cpu_weight/idle apply), keeping its own
   // scheduling, boost and accounting: offload SCHED_IDLE inside background isolates best and a

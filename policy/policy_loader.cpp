@@ -100,6 +100,13 @@ class Builder {
                                   "': run_in must name a class with a group of its own");
       }
     }
+    for (const auto& [n, c] : classes_) {
+      if (c.realtime == 0) continue;
+      const auto conflict = [&](const std::string& why) { error(c.realtime_where, "class '" + n + "' is realtime: " + why); };
+      if (c.idle) conflict("it cannot also be idle, which would let it run only on CPU nobody wants");
+      if (c.boost) conflict("it needs no boost, its threads run first already (boost: false)");
+      if (!c.run_in.empty()) conflict("it needs a group of its own (on cgroup v1, for its real-time budget), not run_in");
+    }
     LoadResult out;
     std::stable_sort(diagnostics_.begin(), diagnostics_.end(), [&](const Diagnostic& a, const Diagnostic& b) {
       const auto fa = fileIndex(a.where.file), fb = fileIndex(b.where.file);
@@ -335,7 +342,7 @@ class Builder {
       c.where = at(kk);
       if (vv.IsNull()) return;
       if (!expectMap("class " + name, kk, vv)) return;
-      visitMap(vv, {"cpu_weight", "idle", "squeeze", "sched", "nice", "boost", "run_in"}, [&](const std::string& key, const YAML::Node& k3, const YAML::Node& v3) {
+      visitMap(vv, {"cpu_weight", "idle", "squeeze", "sched", "nice", "realtime", "realtime_limit", "boost", "run_in"}, [&](const std::string& key, const YAML::Node& k3, const YAML::Node& v3) {
         if (key == "cpu_weight") {
           if (auto x = readInt(key, k3, v3, 1, 10000)) c.cpu_weight = static_cast<uint32_t>(*x);
         } else if (key == "idle") {
@@ -346,6 +353,13 @@ class Builder {
           if (auto x = readSched(key, k3, v3)) c.sched = *x;
         } else if (key == "nice") {
           if (auto x = readInt(key, k3, v3, -20, 19)) c.nice = static_cast<int>(*x);
+        } else if (key == "realtime") {
+          if (auto x = readInt(key + " (SCHED_RR priority, 0: off)", k3, v3, 0, 99)) {
+            c.realtime = static_cast<int>(*x);
+            c.realtime_where = at(k3, v3);
+          }
+        } else if (key == "realtime_limit") {
+          if (auto x = readInt(key + " (percent of all CPUs)", k3, v3, 1, 100)) c.realtime_limit = static_cast<double>(*x) / 100;
         } else if (key == "boost") {
           visitBoost(c, k3, v3);
         } else if (key == "run_in") {

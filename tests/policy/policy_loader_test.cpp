@@ -65,6 +65,21 @@ TEST(PolicyDefaults, AClassRefinesItsBuiltInKeyByKey) {
   EXPECT_FALSE(no_boost.policy->findClass("offload")->boost);
 }
 
+TEST(PolicyDefaults, ARealtimeClassKeepsItsFairSettingsForTheGuard) {
+  const auto r = parseOne("p.yaml", "classes:\n  foreground: {realtime: 5, realtime_limit: 30, nice: -5}\n");
+  ASSERT_TRUE(r.policy) << formatDiagnostics(r.diagnostics);
+  const auto* fg = r.policy->findClass("foreground");
+  EXPECT_EQ(fg->realtime, 5);
+  EXPECT_DOUBLE_EQ(fg->realtime_limit, 0.30);
+  EXPECT_EQ(fg->nice, -5);
+  EXPECT_EQ(fg->cpu_weight, 1000u);  // kept from the built-in: the weight while the guard holds it back
+  EXPECT_EQ(r.policy->findClass("background")->realtime, 0);
+  // A drop-in may turn it off again.
+  const auto off = parsePolicy({{"a.yaml", "classes: {foreground: {realtime: 5}}"}, {"b.yaml", "classes: {foreground: {realtime: 0}}"}});
+  ASSERT_TRUE(off.policy);
+  EXPECT_EQ(off.policy->findClass("foreground")->realtime, 0);
+}
+
 TEST(PolicyDropins, LaterFilesRefineAndWorkersAccumulate) {
   const auto r = parsePolicy({
       {"policy.yaml", "daemon: {log_level: debug, rescan_interval: 3s, fast_moves: false}\n"
