@@ -12,6 +12,9 @@
 #include "cgroups/sched.h"
 
 namespace cpuclass::cgroups {
+namespace {
+constexpr std::string_view kRtRuntime = "cpu.rt_runtime_us";
+}  // namespace
 
 uint64_t sharesFromWeight(uint32_t weight) {
   const uint64_t shares = uint64_t{weight} * 1024 / 100;
@@ -25,7 +28,49 @@ std::string Hierarchy::file(std::string_view group, std::string_view name) const
 
 Result<bool> Hierarchy::makeGroup(std::string_view group) const { return root_.makeDirs(group); }
 
-Result<void> Hierarchy::removeGroup(std::string_view group) const { return root_.removeDir(group); }
+Result<void> Hierarchy::removeGroup(std::string_view group) const {
+  if (const auto budget = realtimeRuntime(group); budget && *budget > 0) {
+    (void)root_.write(file(group, kRtRuntime), "0");  // when it fails, so does the rmdir, and says why
+  }
+  return root_.removeDir(group);
+}
+
+Result<uint64_t> Hierarchy::realtimeRuntime(std::string_view group) const {
+  auto text = root_.read(file(group, kRtRuntime));
+  if (!text) return tl::unexpected(text.error());
+  const auto value = parseInt(trim(*text));  // -1: unlimited, only the root can have it
+  if (!value) return fail(EINVAL, root_.pathOf(file(group, kRtRuntime)) + ": not a number");
+  return *value < 0 ? UINT64_MAX : static_cast<uint64_t>(*value);
+}
+
+Result<void> Hierarchy::grantRealtimeBudget(std::string_view group) const {
+  if (version_ != CgroupVersion::kV1 || !root_.exists(file(group, kRtRuntime))) return {};
+  for (size_t end = group.find('/');; end = group.find('/', end + 1)) {
+    const std::string_view g = group.substr(0, end);
+    auto own = realtimeRuntime(g);
+    if (!own) return tl::unexpected(own.error());
+    if (*own == 0) {
+      const size_t slash = g.rfind('/');
+      const std::string_view parent = slash == std::string_view::npos ? std::string_view() : g.substr(0, slash);
+      auto free = realtimeRuntime(parent);
+      if (!free) return tl::unexpected(free.error());
+      auto siblings = children(parent);
+      if (!siblings) return tl::unexpected(siblings.error());
+      for (const auto& name : *siblings) {
+        const auto taken = realtimeRuntime(file(parent, name));
+        if (taken) *free -= std::min(*free, *taken);
+      }
+      // A budget is per period, and the parent's may be unlimited (-1, the root's sysctl).
+      const auto period = root_.read(file(g, "cpu.rt_period_us"));
+      if (const auto us = period ? parseUint(trim(*period)) : std::nullopt) *free = std::min(*free, *us);
+      if (*free == 0) {
+        return fail(ENOSPC, "no real-time budget left for " + root_.pathOf(g) + ": the cpu.rt_runtime_us of the groups beside it add up to their parent's");
+      }
+      if (auto r = root_.write(file(g, kRtRuntime), std::to_string(*free)); !r) return r;
+    }
+    if (end == std::string_view::npos) return {};
+  }
+}
 
 Result<std::vector<std::string>> Hierarchy::children(std::string_view group) const {
   return root_.subdirs(group);
@@ -86,6 +131,9 @@ Result<void> Hierarchy::applyCpuSettings(std::string_view group, CpuSettings set
     if (trim(*current) != "0") {
       if (auto r = root_.write(idle_file, "0"); !r) return r;
     }
+  }
+  if (settings.realtime) {
+    if (auto r = grantRealtimeBudget(group); !r) return r;
   }
   if (version_ == CgroupVersion::kV2) {
     if (settings.weight < 1 || settings.weight > 10000) return fail(EINVAL, "cpu.weight must be in 1..10000");

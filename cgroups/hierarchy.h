@@ -24,6 +24,7 @@ enum class CgroupVersion { kV1, kV2 };
 struct CpuSettings {
   uint32_t weight = 100;  // v2 cpu.weight scale 1..10000
   bool idle = false;      // cpu.idle=1: the group only gets CPU nobody else wants
+  bool realtime = false;  // its threads may run SCHED_FIFO/RR: a real-time budget where the kernel wants one
   bool operator==(const CpuSettings&) const = default;
 };
 
@@ -39,6 +40,8 @@ class Hierarchy {
 
   // mkdir -p; returns false when the group already existed (adopted).
   Result<bool> makeGroup(std::string_view group) const;
+  // rmdir; a real-time budget (v1 cpu.rt_runtime_us) is handed back first, since the kernel
+  // counts a removed group's budget against its parent for a while after the rmdir.
   Result<void> removeGroup(std::string_view group) const;
   Result<std::vector<std::string>> children(std::string_view group) const;
   bool exists(std::string_view group) const { return root_.exists(group); }
@@ -56,7 +59,13 @@ class Hierarchy {
 
   // Writes cpu.weight (v2) or cpu.shares (v1) and cpu.idle. cpu.idle is cleared before the
   // weight is written: while idle, weight writes fail, and on v1 clearing idle resets shares.
+  // `realtime` grants a real-time budget (grantRealtimeBudget); it is never taken back here.
   Result<void> applyCpuSettings(std::string_view group, CpuSettings settings) const;
+  // cgroup v1 with RT group scheduling (cpu.rt_runtime_us exists): a thread may turn
+  // SCHED_FIFO/RR only in a group with a real-time budget, and the budgets of a group's children
+  // may add up to at most its own. Gives the group and each ancestor without a budget all that
+  // their parent has free; ENOSPC when nothing is. A no-op where there are no budgets.
+  Result<void> grantRealtimeBudget(std::string_view group) const;
   Result<CpuSettings> readCpuSettings(std::string_view group) const;
   // CFS bandwidth: at most `quota` of CPU time per kQuotaPeriod (nullopt: no limit). ENOTSUP
   // where the kernel has no CPU bandwidth control (v1 cpu.cfs_quota_us, v2 cpu.max).
@@ -92,6 +101,7 @@ class Hierarchy {
   std::string file(std::string_view group, std::string_view name) const;
   Result<std::vector<pid_t>> readIds(const std::string& path) const;
   Result<Outcome> classifyMoveError(pid_t tid, int err, std::string_view group) const;
+  Result<uint64_t> realtimeRuntime(std::string_view group) const;
 
   Dir root_;
   CgroupVersion version_;

@@ -75,7 +75,7 @@ std::string_view schedPolicyName(int policy) {
 Result<ThreadSched> readThreadSched(pid_t tid) {
   auto attr = getAttr(tid);
   if (!attr) return tl::unexpected(attr.error());
-  return ThreadSched{static_cast<int>(attr->sched_policy), attr->sched_nice};
+  return ThreadSched{static_cast<int>(attr->sched_policy), attr->sched_nice, static_cast<int>(attr->sched_priority)};
 }
 
 Result<bool> setThreadSlice(pid_t tid, std::chrono::nanoseconds slice) {
@@ -97,37 +97,45 @@ Result<std::chrono::nanoseconds> readThreadSlice(pid_t tid) {
   return std::chrono::nanoseconds(attr->sched_runtime);
 }
 
-Result<Outcome> setThreadSched(pid_t tid, ThreadSched sched) {
-  if (sched.policy != kSchedOther && sched.policy != kSchedBatch && sched.policy != kSchedIdle) {
+Result<Outcome> setThreadSched(pid_t tid, ThreadSched sched, bool realtime_is_ours) {
+  const bool to_realtime = sched.policy == kSchedRr;
+  if (sched.policy != kSchedOther && sched.policy != kSchedBatch && sched.policy != kSchedIdle && !to_realtime) {
     return fail(EINVAL, "scheduling policy " + std::string(schedPolicyName(sched.policy)) +
                             " is not one the daemon sets");
   }
   if (sched.nice < -20 || sched.nice > 19) return fail(EINVAL, "nice must be in -20..19");
+  if (to_realtime ? sched.priority < 1 || sched.priority > 99 : sched.priority != 0) {
+    return fail(EINVAL, "a real-time priority is 1..99, and only SCHED_RR has one");
+  }
   auto current = getAttr(tid);
   if (!current) return isGone(current.error()) ? Result<Outcome>(Outcome::kGone) : tl::unexpected(current.error());
-  if (isRealtimePolicy(static_cast<int>(current->sched_policy))) return Outcome::kRealTime;
-  if (static_cast<int>(current->sched_policy) == sched.policy && current->sched_nice == sched.nice) {
-    return Outcome::kDone;
-  }
-  // sched_setattr applies sched_nice to SCHED_OTHER/BATCH only; for SCHED_IDLE the kernel keeps
-  // the old nice, so nice goes first through setpriority(2), which is per thread.
+  const bool was_realtime = isRealtimePolicy(static_cast<int>(current->sched_policy));
+  if (was_realtime && !realtime_is_ours) return Outcome::kRealTime;
+  const bool same_policy = static_cast<int>(current->sched_policy) == sched.policy &&
+                           static_cast<int>(current->sched_priority) == sched.priority;
+  if (same_policy && current->sched_nice == sched.nice) return Outcome::kDone;
+  // sched_setattr applies sched_nice to SCHED_OTHER/BATCH only; for SCHED_IDLE (and RR) the
+  // kernel keeps the old nice, so nice goes first through setpriority(2), which is per thread.
   if (current->sched_nice != sched.nice && ::setpriority(PRIO_PROCESS, static_cast<id_t>(tid), sched.nice) != 0) {
     if (errno == ESRCH) return Outcome::kGone;
     return failErrno("setpriority tid " + std::to_string(tid) + " to nice " + std::to_string(sched.nice));
   }
-  if (static_cast<int>(current->sched_policy) == sched.policy) return Outcome::kDone;
+  if (same_policy) return Outcome::kDone;
   SchedAttr attr{};
   attr.size = sizeof attr;
   attr.sched_policy = static_cast<uint32_t>(sched.policy);
   attr.sched_nice = sched.nice;
+  attr.sched_priority = static_cast<uint32_t>(sched.priority);
   // What the thread's owner set stays: reset-on-fork, and a custom slice (a zero runtime would
-  // reset it to the default).
+  // reset it to the default; a real-time thread has none).
   attr.sched_flags = current->sched_flags & kResetOnFork;
-  attr.sched_runtime = customSlice(*current);
+  attr.sched_runtime = to_realtime ? 0 : customSlice(*current);
   if (::syscall(SYS_sched_setattr, tid, &attr, 0) != 0) {
     if (errno == ESRCH) return Outcome::kGone;
-    return failErrno("sched_setattr tid " + std::to_string(tid) + " to " +
-                     std::string(schedPolicyName(sched.policy)) + " nice " + std::to_string(sched.nice));
+    // EPERM for RR: RT group scheduling and a group without a real-time budget (v1
+    // cpu.rt_runtime_us; on cgroup v2 such a kernel allows RR in the root group only).
+    return failErrno("sched_setattr tid " + std::to_string(tid) + " to " + std::string(schedPolicyName(sched.policy)) +
+                     (to_realtime ? " priority " + std::to_string(sched.priority) : " nice " + std::to_string(sched.nice)));
   }
   return Outcome::kDone;
 }

@@ -12,19 +12,21 @@
 namespace cpuclass::cgroups {
 
 struct ThreadSched {
-  int policy = 0;  // kernel number: kSchedOther, kSchedBatch, kSchedIdle, ...
+  int policy = 0;  // kernel number: kSchedOther, kSchedBatch, kSchedIdle, kSchedRr, ...
   int nice = 0;
+  int priority = 0;  // SCHED_FIFO/RR priority 1..99; 0 for the others
   bool operator==(const ThreadSched&) const = default;
 };
 
 // Reads policy and nice with sched_getattr(2).
 Result<ThreadSched> readThreadSched(pid_t tid);
 
-// Sets policy (OTHER, BATCH or IDLE) and nice in one sched_setattr(2). A real-time thread is left
-// as it is and reported as kRealTime: demoting it would silently break its owner's latency
+// Sets policy (OTHER, BATCH, IDLE, or RR with a priority) and nice in one sched_setattr(2). A
+// real-time thread is left as it is and reported as kRealTime, unless `realtime_is_ours` (the
+// daemon made it real-time itself): demoting it would silently break its owner's latency
 // guarantees, and the kernel keeps it out of child cpu cgroups anyway. A custom slice and
-// reset-on-fork that the thread's owner set survive the change.
-Result<Outcome> setThreadSched(pid_t tid, ThreadSched sched);
+// reset-on-fork that the thread's owner set survive a change between fair policies.
+Result<Outcome> setThreadSched(pid_t tid, ThreadSched sched, bool realtime_is_ours = false);
 
 // Gives a thread a custom EEVDF slice (sched_attr.sched_runtime, Linux 6.12+), keeping its policy
 // and nice. A thread with a shorter slice than the running one preempts it at wake-up instead of

@@ -191,6 +191,41 @@ TEST_F(KernelTest, RealtimeThreadIsRefusedAndLeftAlone) {
   EXPECT_EQ(procCgroupOf(tid, layout_.cpu.version == 2 ? "" : "cpu"), "/");
 }
 
+// A realtime class (policy `realtime`): its group gets a real-time budget where the kernel has
+// RT group scheduling (v1 cpu.rt_runtime_us; without it RR would be refused with EPERM), its
+// thread runs SCHED_RR, and only a change the daemon calls its own may take it back. The budget
+// goes back with the group: a new group gets one again at once.
+TEST_F(KernelTest, ARealtimeClassGetsABudgetAndItsThreadRunsRoundRobin) {
+  ParkedThreads threads(1, "rtclass");
+  const pid_t tid = threads.tids()[0];
+  const std::string budget = layout_.cpu.mount_point + "/" + base_ + "/fg/cpu.rt_runtime_us";
+  const bool budgets = layout_.cpu.version == 1 && ::access((layout_.cpu.mount_point + "/cpu.rt_runtime_us").c_str(), F_OK) == 0;
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_TRUE(tree_->ensureClass(base_, "fg", {1000, false, true}));
+    if (budgets) {
+      EXPECT_NE(readFile(budget), "0\n");
+    }
+    const auto placed = tree_->place(base_, "fg", std::vector<pid_t>{tid});
+    ASSERT_TRUE(placed) << placed.error().message;
+    ASSERT_EQ(placed->items.at(0).result, Outcome::kDone);
+    const auto rr = setThreadSched(tid, {kSchedRr, 0, 3});
+    ASSERT_TRUE(rr) << rr.error().message;
+    EXPECT_EQ(*rr, Outcome::kDone);
+    EXPECT_EQ(*readThreadSched(tid), (ThreadSched{kSchedRr, 0, 3}));
+    EXPECT_EQ(setThreadSched(tid, {kSchedOther, 0}), Outcome::kRealTime);  // not ours: left alone
+    EXPECT_EQ(procPolicy(tid), kSchedRr);
+    EXPECT_EQ(setThreadSched(tid, {kSchedOther, 0}, true), Outcome::kDone);
+    EXPECT_EQ(*readThreadSched(tid), (ThreadSched{kSchedOther, 0, 0}));
+    ASSERT_TRUE(tree_->control().moveThread("", tid));
+    if (tree_->accounting()) {
+      ASSERT_TRUE(tree_->accounting()->moveThread("", tid));
+    }
+    ASSERT_TRUE(tree_->removeBase(base_));
+  }
+  EXPECT_FALSE(setThreadSched(tid, {kSchedRr, 0, 0}));  // a priority is 1..99
+  EXPECT_FALSE(setThreadSched(tid, {kSchedFifo, 0, 1}));  // RR is the one the daemon sets
+}
+
 TEST_F(KernelTest, ThreadThatExitedIsReportedGoneInsideABatch) {
   ParkedThreads threads(3, "gone");
   const auto tids = threads.tids();
