@@ -75,6 +75,7 @@ Result<ThreadFacts> ProcFs::thread(pid_t pid, pid_t tid, bool runtime) const {
   f.policy = stat->policy;
   f.nice = stat->nice;
   f.realtime = isRealtimePolicy(stat->policy);
+  f.rt_priority = stat->rt_priority;
   // schedstat is missing without CONFIG_SCHED_INFO: runtime then stays 0. A thread that exits
   // here is caught by the cgroup read below.
   if (runtime) {

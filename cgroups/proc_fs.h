@@ -22,6 +22,7 @@ struct ThreadFacts {
   uint64_t start_time = 0;
   int policy = 0;
   int nice = 0;
+  int rt_priority = 0;
   bool realtime = false;
   uint64_t runtime_ns = 0;
   std::vector<CgroupEntry> cgroups;

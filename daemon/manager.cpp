@@ -60,6 +60,8 @@ constexpr std::chrono::microseconds kSqueezeQuota{1000};
 constexpr Nanos kSqueezeWindow = std::chrono::milliseconds(100);
 // A busy group "waits" when its PSI some total grew by at least this fraction (1/4) of a window.
 constexpr int kSqueezeWaitDivisor = 4;
+// The guard of realtime classes judges their CPU time over windows this long (guardRealtime).
+constexpr Nanos kRealtimeWindow = std::chrono::milliseconds(100);
 
 BoostLimits limitsOf(const policy::BoostSpec& b) {
   return {std::chrono::duration_cast<Nanos>(b.window), std::chrono::duration_cast<Nanos>(b.cooldown),
@@ -253,8 +255,9 @@ bool Manager::drifted(pid_t tid, Thread& t) {
   const auto st = probe != probes_.end() ? probe->second.stat() : proc_.stat(t.tgid, tid);
   if (!st) return true;  // gone or unreadable: reconcile finds out which and says so
   if (st->start_time != t.start_time || st->comm != t.comm) return true;
-  const bool differs = st->policy != t.policy || st->nice != t.nice;
-  t.sched_drifted = differs && !cgroups::isRealtimePolicy(st->policy);  // real-time ones are skipped, not put back
+  const bool differs = st->policy != t.policy || st->nice != t.nice || st->rt_priority != t.priority;
+  // Real-time ones are skipped, not put back, unless we made them real-time.
+  t.sched_drifted = differs && (!cgroups::isRealtimePolicy(st->policy) || t.realtime_ours);
   return differs;
 }
 
@@ -442,16 +445,28 @@ void Manager::reconcile() {
     // A class in another's group is boosted in place (scheduling only); others move to _boost.
     const bool boost_moves = boost && spec->run_in.empty();
     const int nice = !boost ? spec->nice : book_.explicitWait(tid) ? spec->boost->wait_nice : spec->boost->nice;
+    // A realtime class runs SCHED_RR, unless its guard holds it back on its fair settings.
+    const int priority = realtime_held_back_.contains(t.class_group) ? 0 : spec->realtime;
     ThreadTarget target{base + "/" + (boost_moves ? kBoostGroup : host->name),
-                        kernelPolicy(boost ? spec->boost->sched : spec->sched), nice, t.class_group};
+                        priority > 0 ? cgroups::kSchedRr : kernelPolicy(boost ? spec->boost->sched : spec->sched), nice,
+                        priority, t.class_group};
     t.comm = facts->comm;
     t.policy = target.policy;
     t.nice = target.nice;
-    if (facts->policy == t.policy && facts->nice == t.nice) t.sched_drifted = false;  // back already: nothing put back
-    settings[target.group] = boost_moves ? cgroups::CpuSettings{100, false} : cgroups::CpuSettings{host->cpu_weight, host->idle};
+    t.priority = target.priority;
+    if (facts->policy == t.policy && facts->nice == t.nice && facts->rt_priority == t.priority) {
+      t.sched_drifted = false;  // back already: nothing put back
+    }
+    // Real-time at exactly the class's priority, in a realtime class, and not by its origin:
+    // ours, from an earlier run of the daemon (the originals survive a restart in the state file).
+    const auto o = originals_.find(tid);
+    t.realtime_ours |= facts->realtime && priority > 0 && facts->policy == cgroups::kSchedRr && facts->rt_priority == priority &&
+                       o != originals_.end() && !cgroups::isRealtimePolicy(o->second.policy);
+    settings[target.group] = boost_moves ? cgroups::CpuSettings{100, false}
+                                         : cgroups::CpuSettings{host->cpu_weight, host->idle, host->realtime > 0};
     PlanItem item{tid, std::move(target),
                   {tree_.controlGroupOf(facts->cgroups), tree_.accountingGroupOf(facts->cgroups), facts->policy, facts->nice,
-                   facts->realtime}};
+                   facts->rt_priority, facts->realtime, facts->realtime && t.realtime_ours}};
     // Born in its target group (threads inherit their creator's): in place without a move.
     if (item.observed.group == item.target.group) t.applied_group = item.target.group;
     items.push_back(std::move(item));
@@ -474,23 +489,28 @@ void Manager::reconcile() {
     const auto& acct = a.target.accounting_group;
     moves[{a.target.group, acct.empty() ? std::string() : acct.substr(acct.rfind('/') + 1)}].push_back(a.tid);
   }
+  setScheduling(p.before_moves);
   for (const auto& [to, tids] : moves) placeBatch(to.first, to.second, tids, settings[to.first]);
-  setScheduling(p);
+  setScheduling(p.actions);
   saveOriginals();
   stats_.reconcile_seconds.observe(static_cast<double>(monotonicNs() - started) / 1e9);
 }
 
-void Manager::setScheduling(const Plan& p) {
-  for (const auto& a : p.actions) {
+void Manager::setScheduling(const std::vector<Action>& actions) {
+  for (const auto& a : actions) {
     if (a.kind != Action::Kind::kSetSched) continue;
-    auto r = cgroups::setThreadSched(a.tid, {a.target.policy, a.target.nice});
+    const auto t = threads_.find(a.tid);
+    const bool ours = t != threads_.end() && t->second.realtime_ours;
+    auto r = cgroups::setThreadSched(a.tid, {a.target.policy, a.target.nice, a.target.priority}, ours);
     if (!r) {
       countFailure(r.error(), "set scheduling");
     } else if (*r == Outcome::kGone) {
       ++stats_.gone;
     } else if (*r == Outcome::kDone) {
       ++stats_.sched_changes;
-      if (const auto t = threads_.find(a.tid); t != threads_.end() && t->second.sched_drifted) {
+      if (t == threads_.end()) continue;
+      t->second.realtime_ours = a.target.priority > 0;
+      if (t->second.sched_drifted) {
         t->second.sched_drifted = false;
         ++stats_.drift_corrections;
         log_.info("tid {} was re-prioritised by someone else; put back", a.tid);
@@ -590,12 +610,18 @@ void Manager::restoreThread(pid_t tid) {
   const auto t = threads_.find(tid);
   const auto p = t == threads_.end() ? processes_.end() : processes_.find(t->second.tgid);
   const std::string home = p == processes_.end() ? std::string() : p->second.base;
-  if (auto r = tree_.restore(tid, where, home); !r) countFailure(r.error(), "restore tid " + std::to_string(tid));
+  // Scheduling first: a thread we made real-time may not enter a group without a real-time
+  // budget (cgroup v1 RT group scheduling). One we do not know is from an earlier run, which
+  // made it real-time if anyone did: its origin was not.
   if (!cgroups::isRealtimePolicy(o->second.policy)) {
-    if (auto r = cgroups::setThreadSched(tid, {o->second.policy, o->second.nice}); !r) {
+    const bool ours = t == threads_.end() || t->second.realtime_ours;
+    if (auto r = cgroups::setThreadSched(tid, {o->second.policy, o->second.nice}, ours); !r) {
       countFailure(r.error(), "restore scheduling of tid " + std::to_string(tid));
+    } else if (t != threads_.end() && *r == Outcome::kDone) {
+      t->second.realtime_ours = false;
     }
   }
+  if (auto r = tree_.restore(tid, where, home); !r) countFailure(r.error(), "restore tid " + std::to_string(tid));
 }
 
 void Manager::restoreForeign(pid_t tid) {
@@ -778,6 +804,7 @@ Manager::StarvationPoll Manager::pollStarvation(Nanos now) {
     refreshBoostable();
     if (boosts_move_ && policy_.daemon.fast_moves) keepMovesFast();
     squeezeIdleGroups(now);
+    guardRealtime(now);
     // A thread cooling down would be refused a boost anyway (bulk work, mostly): not looked at.
     for (const pid_t tid : hot_) {
       if (!book_.coolingDown(tid, now)) look_.push_back(tid);
@@ -827,7 +854,7 @@ void Manager::squeezeIdleGroups(Nanos now) {
     }
     if (const auto psi = pressureOf(group)) {
       const Nanos total = *psi;
-      const auto [seen, first] = busy_pressure_seen_.try_emplace(group, PressureSeen{total, now});
+      const auto [seen, first] = busy_pressure_seen_.try_emplace(group, Reading{total, now});
       if (first) continue;  // a baseline
       waited |= total - seen->second.total >= (now - seen->second.at) / kSqueezeWaitDivisor;
       seen->second = {total, now};
@@ -847,6 +874,51 @@ void Manager::squeezeIdleGroups(Nanos now) {
     } else {
       squeezed_.erase(group);
     }
+  }
+}
+
+// A realtime class runs ahead of every fair thread on the host, the daemon's own included; the
+// kernel's own limit (sched_rt_runtime_us) still leaves fair threads only 5%. So a worker's
+// realtime class group that used more than its realtime_limit of all CPUs in a kRealtimeWindow
+// runs fair (its class's sched, nice and weight) from then on, until a window under the limit.
+// Light request work keeps the real-time wake-ups; a busy class cannot hold the machine.
+void Manager::guardRealtime(Nanos now) {
+  if (now < next_realtime_check_) return;
+  next_realtime_check_ = now + kRealtimeWindow;
+  static const double cpus = static_cast<double>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN)));
+  std::set<std::string> changed;
+  for (const auto& group : ensured_) {
+    const auto slash = group.rfind('/');
+    const auto* spec = policy_.findClass(group.substr(slash + 1));
+    if (spec == nullptr || spec->realtime == 0) continue;
+    const auto usage = tree_.usage(group.substr(0, slash), spec->name);
+    if (!usage) continue;  // gone with its worker; ensured_ forgets it
+    const auto [seen, first] = realtime_usage_seen_.try_emplace(group, Reading{*usage, now});
+    if (first || now <= seen->second.at) continue;
+    const double share = static_cast<double>((*usage - seen->second.total).count()) /
+                         (static_cast<double>((now - seen->second.at).count()) * cpus);
+    seen->second = {*usage, now};
+    const bool over = share > spec->realtime_limit;
+    if (over == realtime_held_back_.contains(group)) continue;
+    // Said once per group at info (a class near its limit switches often), then at debug.
+    const bool first_time = realtime_limit_logged_.insert(group).second;
+    if (over) {
+      realtime_held_back_.insert(group);
+      ++stats_.realtime_held_back;
+      log_.log(first_time ? LogLevel::kInfo : LogLevel::kDebug,
+               "{} used {:.0f}% of the CPUs, over its realtime_limit: fair scheduling until a window under it", group,
+               share * 100);
+    } else {
+      realtime_held_back_.erase(group);
+      log_.debug("{} is under its realtime_limit again: real-time", group);
+    }
+    changed.insert(group);
+  }
+  std::erase_if(realtime_usage_seen_, [&](const auto& e) { return !ensured_.contains(e.first); });
+  std::erase_if(realtime_held_back_, [&](const std::string& g) { return !ensured_.contains(g); });
+  if (changed.empty()) return;
+  for (const auto& [tid, t] : threads_) {
+    if (changed.contains(t.class_group)) dirty_.emplace(tid, t.tgid);
   }
 }
 

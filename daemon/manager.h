@@ -35,6 +35,7 @@ struct Stats {
   uint64_t sched_changes = 0;      // sched_setattr calls that changed a thread
   uint64_t gone = 0;               // threads that exited before we could act (normal)
   uint64_t realtime_skipped = 0;   // RT threads left alone (counted once per thread)
+  uint64_t realtime_held_back = 0;  // times a worker's realtime class ran over its limit and went fair
   uint64_t drift_corrections = 0;  // threads someone else moved or re-prioritised, put back
   uint64_t accounting_failures = 0;
   uint64_t events = 0;
@@ -195,6 +196,8 @@ class Manager {
     std::string comm;
     int policy = -1;
     int nice = 0;
+    int priority = 0;
+    bool realtime_ours = false;  // we made it SCHED_RR (a realtime class): ours to change back
     bool sched_drifted = false;  // someone else changed its policy or nice: counted once put back
   };
 
@@ -216,7 +219,7 @@ class Manager {
   bool drifted(pid_t tid, Thread& t);  // its stat differs from its last reconcile (or is unreadable)
   void reconcile();
   void recordOriginal(pid_t tid, pid_t tgid, const cgroups::ThreadFacts& facts);
-  void setScheduling(const Plan& plan);
+  void setScheduling(const std::vector<Action>& actions);
   void placeBatch(const std::string& group, const std::string& accounting_class, const std::vector<pid_t>& tids,
                   cgroups::CpuSettings settings);
   const policy::ClassSpec* classOf(const Thread& t) const { return t.spec; }
@@ -229,6 +232,7 @@ class Manager {
   // PSI some total of a class group ("<base>/<class>"), its cpu.pressure kept open.
   std::optional<std::chrono::microseconds> pressureOf(const std::string& group);
   void squeezeIdleGroups(Nanos now);
+  void guardRealtime(Nanos now);
   Result<LiveSample> sample(cgroups::ThreadProbe& probe, pid_t tid, Nanos now, double starved_below);
   bool lookAt(pid_t tid, Nanos now);  // one starvation look; whether a boost started or ended
   void boostStarted(pid_t tid, Thread& t);  // counters aside: signal, baseline, placement
@@ -284,14 +288,20 @@ class Manager {
   std::vector<std::pair<Sweep*, pid_t>> swept_;  // this poll's sweep picks, for the pace
   Nanos next_full_poll_{};
   std::vector<pid_t> look_;          // the threads of one poll (kept: no allocation per poll)
-  struct PressureSeen {
-    Nanos total;  // PSI some total
+  struct Reading {
+    Nanos total;  // of a counter: PSI some total, CPU time
     Nanos at;
   };
-  std::map<std::string, PressureSeen> busy_pressure_seen_;  // non-idle class group -> last read
+  std::map<std::string, Reading> busy_pressure_seen_;  // non-idle class group -> last read
   std::set<std::string> squeezed_;   // idle class groups capped now
   Nanos next_squeeze_check_{};       // squeezeIdleGroups judges one window at a time
   bool squeeze_failed_ = false;      // warned once
+  // The guard of realtime classes: each group's CPU time at the last window, and the groups that
+  // ran over their limit and run fair for now.
+  std::map<std::string, Reading> realtime_usage_seen_;
+  std::set<std::string> realtime_held_back_;
+  std::set<std::string> realtime_limit_logged_;
+  Nanos next_realtime_check_{};
   uint64_t light_rescans_ = 0;       // periodic rescans, for the full one every kFullRescanEvery
 };
 

@@ -23,6 +23,7 @@ void MetricsPublisher::publish(const Stats& st, std::vector<ClassGroupCount> gro
   s.sched_changes = st.sched_changes;
   s.threads_gone = st.gone;
   s.realtime_skipped = st.realtime_skipped;
+  s.realtime_held_back = st.realtime_held_back;
   s.drift_corrections = st.drift_corrections;
   s.accounting_failures = st.accounting_failures;
   s.failures = st.failures;

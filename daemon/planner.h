@@ -14,6 +14,7 @@ struct ThreadTarget {
   std::string group;  // control-hierarchy group, relative to its root: "<base>/<class>"
   int policy = 0;     // kernel policy number
   int nice = 0;
+  int priority = 0;   // SCHED_RR priority; 0 for fair policies
   // The accounting mirror's group (v1/hybrid), "<base>/<class>": differs from `group` for a
   // class that runs in another's group, and for boosts. Empty: no mirror to keep.
   std::string accounting_group;
@@ -25,7 +26,9 @@ struct ThreadObservation {
   std::optional<std::string> accounting_group;  // and in the accounting mirror, where there is one
   int policy = 0;
   int nice = 0;
-  bool realtime = false;
+  int priority = 0;
+  bool realtime = false;       // SCHED_FIFO/RR/DEADLINE now
+  bool realtime_ours = false;  // and the daemon made it so (a realtime class): it may change it
 };
 
 struct PlanItem {
@@ -44,7 +47,11 @@ struct Action {
 
 struct Plan {
   std::vector<Action> actions;     // moves first, in input order, then scheduling changes
-  std::vector<pid_t> realtime;     // skipped: the kernel keeps RT threads out of child cpu groups
+  // Scheduling changes due before the moves: a thread we made real-time that leaves its
+  // realtime class goes fair first, since the kernel keeps real-time threads out of groups
+  // without a real-time budget (cgroup v1 RT group scheduling).
+  std::vector<Action> before_moves;
+  std::vector<pid_t> realtime;     // skipped: real-time by its owner; the kernel keeps those out of child cpu groups
 };
 
 Plan plan(const std::vector<PlanItem>& items);

@@ -110,6 +110,9 @@ std::vector<MetricFamily> toFamilies(const Sample& s) {
       static_cast<double>(s.threads_gone));
   add(out, "cpuclass_realtime_threads_skipped_total", "Real-time threads left alone (the kernel keeps them out of class groups)",
       MT::Counter, static_cast<double>(s.realtime_skipped));
+  add(out, "cpuclass_realtime_held_back_total",
+      "Times a worker's realtime class used more than its realtime_limit of the CPUs and went fair for a while", MT::Counter,
+      static_cast<double>(s.realtime_held_back));
   add(out, "cpuclass_drift_corrections_total", "Threads someone else moved or re-prioritised, put back", MT::Counter,
       static_cast<double>(s.drift_corrections));
   add(out, "cpuclass_accounting_failures_total", "Threads that could not be mirrored into the accounting hierarchy",

@@ -51,6 +51,7 @@ struct Sample {
   uint64_t sched_changes = 0;
   uint64_t threads_gone = 0;
   uint64_t realtime_skipped = 0;
+  uint64_t realtime_held_back = 0;
   uint64_t drift_corrections = 0;
   uint64_t accounting_failures = 0;
   std::map<std::string, uint64_t> failures;      // errno name -> count

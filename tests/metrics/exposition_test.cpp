@@ -28,6 +28,7 @@ Sample fixedSample() {
   s.sched_changes = 5;
   s.threads_gone = 3;
   s.realtime_skipped = 1;
+  s.realtime_held_back = 2;
   s.drift_corrections = 2;
   s.failures = {{"EACCES", 4}, {"EINVAL", 1}};
   s.bus_refusals = {{"NotAuthorized", 2}, {"RateLimited", 7}};
