@@ -584,6 +584,8 @@ void Manager::placeBatch(const std::string& group, const std::string& accounting
     } else if (*item.result == Outcome::kGone) {
       ++stats_.gone;
       log_.debug("tid {} exited before its move", item.tid);
+    } else if (*item.result == Outcome::kRealTime) {  // turned real-time since we looked
+      log_.warning("tid {} is real-time and the kernel keeps it out of {}; looked at again at the next rescan", item.tid, group);
     } else if (*item.result == Outcome::kDone) {
       ++stats_.moves;
       if (t.applied_group == group) {

@@ -124,6 +124,67 @@ TEST_F(DaemonTest, RestartAfterKillAdoptsAndTermRestoresEverything) {
   EXPECT_FALSE(fs::exists(dir_.path() / "state" / "state"));
 }
 
+// A realtime class: its threads run SCHED_RR at the class's priority in its group; one that
+// keeps a CPU busy is held back on fair scheduling by the guard and is real-time again once it
+// sleeps; a restart adopts the RR the earlier run set; a reload into a fair class and the stop
+// put it back (fair first, then the move: on cgroup v1 RT group scheduling a real-time thread may
+// not enter a group without a real-time budget).
+TEST_F(DaemonTest, ARealtimeClassRunsRoundRobinAndItsGuardHoldsABusyThreadBack) {
+  writePolicy("bg-.*", "", "background: {sched: batch, nice: 5}, foreground: {realtime: 7, realtime_limit: 20}");
+  // The worker starts in a group of ours without a real-time budget, as in a service's cgroup.
+  const fs::path origin = fs::path(layout_.cpu.mount_point) / (prefix_ + "-origin");
+  ASSERT_TRUE(fs::create_directory(origin));
+  std::ofstream(origin / "cgroup.procs") << worker_->pid() << std::endl;
+  struct Cleanup {
+    fs::path origin, root;
+    ~Cleanup() {
+      std::ifstream tasks(origin / "tasks");
+      for (pid_t tid = 0; tasks >> tid;) std::ofstream(root / "tasks") << tid << std::endl;
+      ::rmdir(origin.c_str());
+    }
+  } cleanup{origin, layout_.cpu.mount_point};
+  const pid_t req = spawn("req-1");
+  const auto before = where(req);
+  ASSERT_EQ(before.group, "/" + prefix_ + "-origin");
+  const auto rr = [&](pid_t tid) {
+    const auto f = proc_->thread(worker_->pid(), tid);
+    return f && f->policy == cgroups::kSchedRr && f->rt_priority == 7 &&
+           cgroups::cgroupPathOf(f->cgroups, "cpu") == group("foreground");
+  };
+  const auto fair = [&](pid_t tid) {
+    const auto p = where(tid);
+    return p.policy == cgroups::kSchedOther && p.group == group("foreground");
+  };
+  startDaemon();
+  ASSERT_TRUE(rr(req)) << daemonLog();
+
+  worker_->ask("spin " + std::to_string(req));  // one CPU of two: 50%, over the limit of 20%
+  EXPECT_TRUE(waitUntil([&] { return fair(req); }, 2s)) << daemonLog();
+  worker_->ask("park " + std::to_string(req));
+  EXPECT_TRUE(waitUntil([&] { return rr(req); }, 2s)) << daemonLog();
+  EXPECT_NE(daemonLog().find("over its realtime_limit"), std::string::npos) << daemonLog();
+
+  daemon_->signal(SIGKILL);
+  daemon_->wait(5s);
+  daemon_.reset();
+  startDaemon();
+  EXPECT_TRUE(rr(req));
+  writePolicy("req-.*", "", "background: {sched: batch, nice: 5}, foreground: {realtime: 7, realtime_limit: 20}");
+  daemon_->signal(SIGHUP);
+  EXPECT_TRUE(notify_->waitFor("READY=1", 5s));
+  EXPECT_TRUE(waitUntil([&] { return placedAs(req, "background"); }, 5s)) << daemonLog();
+  writePolicy("bg-.*", "", "background: {sched: batch, nice: 5}, foreground: {realtime: 7, realtime_limit: 20}");
+  daemon_->signal(SIGHUP);
+  EXPECT_TRUE(waitUntil([&] { return rr(req); }, 5s)) << daemonLog();
+
+  stopDaemon();  // on_stop: restore
+  const auto after = where(req);
+  EXPECT_EQ(after.group, before.group);
+  EXPECT_EQ(after.policy, before.policy);
+  EXPECT_EQ(after.nice, before.nice);
+  EXPECT_EQ(problems(), "");
+}
+
 TEST_F(DaemonTest, DriftIsCorrectedAtTheNextRescan) {
   const pid_t off = spawn("off-1");
   startDaemon();
