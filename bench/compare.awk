@@ -11,7 +11,7 @@ function ms(x) { return x == "nan" ? "—" : sprintf("%.2f ms", x) }
 function pct(x) { return x == "nan" ? "—" : sprintf("%.1f%%", 100 * x) }
 BEGIN {
   FS = "\t"
-  split("ideal no-daemon nice19 sched-idle cpuclassd cpuclassd-lib cpuclassd-runin cpuclassd-lib-runin offload-alone", order, " ")
+  split("ideal no-daemon nice19 sched-idle cpuclassd cpuclassd-lib cpuclassd-runin cpuclassd-lib-runin cpuclassd-rt cpuclassd-lib-rt no-inversion offload-alone", order, " ")
 }
 {
   config = $1
