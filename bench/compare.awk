@@ -33,7 +33,7 @@ END {
     if (!(c in seen)) continue
     fg = c == "offload-alone"
     bg = c != "ideal" && c != "offload-alone"
-    daemon = c ~ /cpuclassd|offload-alone/
+    daemon = c ~ /cpuclassd|offload-alone|no-inversion/
     p99 = median(c, "fg_p99_ms")
     ratio = fg || ideal == "nan" || ideal == 0 ? "—" : sprintf("%.2f×", p99 / ideal)
     printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c,
