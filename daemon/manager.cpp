@@ -450,6 +450,7 @@ void Manager::reconcile() {
     ThreadTarget target{base + "/" + (boost_moves ? kBoostGroup : host->name),
                         priority > 0 ? cgroups::kSchedRr : kernelPolicy(boost ? spec->boost->sched : spec->sched), nice,
                         priority, t.class_group};
+    const bool first_look = t.policy == -1;
     t.comm = facts->comm;
     t.policy = target.policy;
     t.nice = target.nice;
@@ -457,15 +458,17 @@ void Manager::reconcile() {
     if (facts->policy == t.policy && facts->nice == t.nice && facts->rt_priority == t.priority) {
       t.sched_drifted = false;  // back already: nothing put back
     }
-    // Real-time at exactly the class's priority, in a realtime class, and not by its origin:
-    // ours, from an earlier run of the daemon (the originals survive a restart in the state file).
+    // SCHED_RR inside our groups at this run's first look, from an origin that was not
+    // real-time: set by an earlier run of the daemon (origins survive a restart in the state file).
     const auto o = originals_.find(tid);
-    t.realtime_ours |= facts->realtime && priority > 0 && facts->policy == cgroups::kSchedRr && facts->rt_priority == priority &&
-                       o != originals_.end() && !cgroups::isRealtimePolicy(o->second.policy);
+    const auto observed_group = tree_.controlGroupOf(facts->cgroups);
+    t.realtime_ours |= first_look && facts->policy == cgroups::kSchedRr && observed_group &&
+                       observed_group->starts_with(base + "/") && o != originals_.end() &&
+                       !cgroups::isRealtimePolicy(o->second.policy);
     settings[target.group] = boost_moves ? cgroups::CpuSettings{100, false}
                                          : cgroups::CpuSettings{host->cpu_weight, host->idle, host->realtime > 0};
     PlanItem item{tid, std::move(target),
-                  {tree_.controlGroupOf(facts->cgroups), tree_.accountingGroupOf(facts->cgroups), facts->policy, facts->nice,
+                  {observed_group, tree_.accountingGroupOf(facts->cgroups), facts->policy, facts->nice,
                    facts->rt_priority, facts->realtime, facts->realtime && t.realtime_ours}};
     // Born in its target group (threads inherit their creator's): in place without a move.
     if (item.observed.group == item.target.group) t.applied_group = item.target.group;

@@ -100,9 +100,10 @@ class Builder {
                                   "': run_in must name a class with a group of its own");
       }
     }
-    for (const auto& [n, c] : classes_) {
+    for (const auto& entry : classes_) {
+      const ClassSpec& c = entry.second;  // not a structured binding: clang 14 cannot capture one
       if (c.realtime == 0) continue;
-      const auto conflict = [&](const std::string& why) { error(c.realtime_where, "class '" + n + "' is realtime: " + why); };
+      const auto conflict = [&](const std::string& why) { error(c.realtime_where, "class '" + c.name + "' is realtime: " + why); };
       if (c.idle) conflict("it cannot also be idle, which would let it run only on CPU nobody wants");
       if (c.boost) conflict("it needs no boost, its threads run first already (boost: false)");
       if (!c.run_in.empty()) conflict("it needs a group of its own (on cgroup v1, for its real-time budget), not run_in");

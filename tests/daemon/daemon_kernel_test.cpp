@@ -126,7 +126,7 @@ TEST_F(DaemonTest, RestartAfterKillAdoptsAndTermRestoresEverything) {
 
 // A realtime class: its threads run SCHED_RR at the class's priority in its group; one that
 // keeps a CPU busy is held back on fair scheduling by the guard and is real-time again once it
-// sleeps; a restart adopts the RR the earlier run set; a reload into a fair class and the stop
+// sleeps; a restart takes back the RR the earlier run set; a reload into a fair class and the stop
 // put it back (fair first, then the move: on cgroup v1 RT group scheduling a real-time thread may
 // not enter a group without a real-time budget).
 TEST_F(DaemonTest, ARealtimeClassRunsRoundRobinAndItsGuardHoldsABusyThreadBack) {
@@ -164,16 +164,21 @@ TEST_F(DaemonTest, ARealtimeClassRunsRoundRobinAndItsGuardHoldsABusyThreadBack) 
   EXPECT_TRUE(waitUntil([&] { return rr(req); }, 2s)) << daemonLog();
   EXPECT_NE(daemonLog().find("over its realtime_limit"), std::string::npos) << daemonLog();
 
+  // Killed, and started again with a fair foreground: the RR it set is its own to take back.
   daemon_->signal(SIGKILL);
   daemon_->wait(5s);
   daemon_.reset();
+  writePolicy("bg-.*", "");
   startDaemon();
-  EXPECT_TRUE(rr(req));
-  writePolicy("req-.*", "", "background: {sched: batch, nice: 5}, foreground: {realtime: 7, realtime_limit: 20}");
+  EXPECT_TRUE(fair(req)) << daemonLog();
+  const std::string realtime = "background: {sched: batch, nice: 5}, foreground: {realtime: 7, realtime_limit: 20}";
+  writePolicy("bg-.*", "", realtime);
   daemon_->signal(SIGHUP);
-  EXPECT_TRUE(notify_->waitFor("READY=1", 5s));
+  EXPECT_TRUE(waitUntil([&] { return rr(req); }, 5s)) << daemonLog();
+  writePolicy("req-.*", "", realtime);
+  daemon_->signal(SIGHUP);
   EXPECT_TRUE(waitUntil([&] { return placedAs(req, "background"); }, 5s)) << daemonLog();
-  writePolicy("bg-.*", "", "background: {sched: batch, nice: 5}, foreground: {realtime: 7, realtime_limit: 20}");
+  writePolicy("bg-.*", "", realtime);
   daemon_->signal(SIGHUP);
   EXPECT_TRUE(waitUntil([&] { return rr(req); }, 5s)) << daemonLog();
 
