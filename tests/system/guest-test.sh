@@ -118,6 +118,43 @@ eventually 30 "background spinning on every CPU: offload squeezed (cpu.max 1000 
 systemctl stop cpuclass-busy-worker
 eventually 30 "background idle again: the squeeze is lifted" grep -qx "max 100000" "$cg/cpuclass/offload/cpu.max"
 
+# --- a realtime class --------------------------------------------------------------------------
+# SCHED_RR in a threaded class group under systemd; a spinning one is held back by the guard.
+cat > /etc/cpuclass/policy.d/55-realtime.yaml <<'YAML'
+classes:
+  interactive: { realtime: 3, realtime_limit: 20 }
+workers:
+  - name: vmrt
+    match: { cmdline: ".*--tag=vmrt.*" }
+    default_class: interactive
+YAML
+check "systemctl reload with a realtime class" systemctl reload cpuclassd
+cat > /etc/systemd/system/cpuclass-rt-worker.service <<UNIT
+[Service]
+ExecStart=/usr/local/bin/cpuclass-test-worker --serve --tag=vmrt --thread=req-1
+Delegate=yes
+UNIT
+cat > /etc/systemd/system/cpuclass-rt-busy-worker.service <<UNIT
+[Service]
+ExecStart=/usr/local/bin/cpuclass-test-worker --serve --tag=vmrt --spin=req-2
+Delegate=yes
+UNIT
+systemctl daemon-reload
+systemctl start cpuclass-rt-worker
+RW=$(main_pid cpuclass-rt-worker)
+RQ=$(tid_of "$RW" req-1)
+CR=/system.slice/cpuclass-rt-worker.service
+rr3() { chrt -p "$1" | tr '\n' ' ' | grep -q "SCHED_RR.*priority: 3"; }
+eventually 10 "req-1 in $CR/cpuclass/interactive" in_group "$RW" "$RQ" "$CR/cpuclass/interactive"
+eventually 10 "req-1 runs SCHED_RR at priority 3" rr3 "$RQ"
+systemctl start cpuclass-rt-busy-worker
+RB=$(main_pid cpuclass-rt-busy-worker)
+held_back() { local t; t=$(tid_of "$RB" req-2) && [ "$(policy_of "$RB" "$t")" = SCHED_OTHER ]; }
+eventually 10 "a spinning realtime thread (limit 20% of the CPUs) is held back on SCHED_OTHER" held_back
+check "the other worker's realtime thread stays SCHED_RR" rr3 "$RQ"
+check "metrics: cpuclass_realtime_held_back_total counts it" sh -c "curl -sf http://127.0.0.1:9753/metrics | grep -qE '^cpuclass_realtime_held_back_total [1-9]'"
+systemctl stop cpuclass-rt-busy-worker
+
 # --- cpuclassctl delegate and run --------------------------------------------------------------
 check "cpuclassctl delegate writes a drop-in and says the unit must restart" sh -c 'cpuclassctl delegate cpuclass-plain-worker.service | tee /dev/stderr | grep -q "must restart"'
 check "the drop-in sets Delegate=yes" grep -qx "Delegate=yes" /etc/systemd/system/cpuclass-plain-worker.service.d/50-cpuclass-delegate.conf
@@ -157,17 +194,18 @@ check "the restarted daemon manages the worker" sh -c "cpuclassctl explain $M | 
 check "systemctl stop cpuclassd" systemctl stop cpuclassd
 check "threads are back in the unit's cgroup" in_group "$W" "$O" "$C"
 check "offload-1 is SCHED_OTHER again" sh -c "[ \"\$(chrt -p $O | sed -n '1s/.*policy: //p')\" = SCHED_OTHER ]"
+check "req-1 is SCHED_OTHER again, back in its unit's cgroup" sh -c "[ \"\$(chrt -p $RQ | sed -n '1s/.*policy: //p')\" = SCHED_OTHER ] && [ \"\$(sed -n 's/^0:://p' /proc/$RW/task/$RQ/cgroup)\" = $CR ]"
 check "our groups are gone" test ! -e "$cg/cpuclass"
 
 # --- purge -------------------------------------------------------------------------------------
 systemctl start cpuclassd
-rm /etc/cpuclass/policy.d/50-systemtest.yaml  # the admin's own file; dpkg rightly leaves those
+rm /etc/cpuclass/policy.d/50-systemtest.yaml /etc/cpuclass/policy.d/55-realtime.yaml  # the admin's own files; dpkg rightly leaves those
 check "apt-get purge cpuclassd" apt-get purge -y cpuclassd
 check "no daemon process left" sh -c '! pidof cpuclassd'
 check "nothing of the package left on disk" sh -c '! ls -d /etc/cpuclass /usr/sbin/cpuclassd /usr/bin/cpuclassctl /lib/systemd/system/cpuclassd.service /run/cpuclassd /usr/share/dbus-1/system.d/org.cpuclass1.conf 2>/dev/null'
 check "no cpuclass cgroups left" sh -c '[ -z "$(find /sys/fs/cgroup -name cpuclass -type d)" ]'
 check "dpkg knows nothing of it" sh -c '! dpkg -l cpuclassd 2>/dev/null | grep -q "^[ir]"'
-systemctl stop cpuclass-demo-worker cpuclass-plain-worker
+systemctl stop cpuclass-demo-worker cpuclass-plain-worker cpuclass-rt-worker
 
 echo "# $n checks, $failures failed"
 [ "$failures" -eq 0 ]
