@@ -278,6 +278,13 @@ int BusService::setThreadClass(sd_bus_message* m, void* userdata, sd_bus_error* 
     if (int r = sd_bus_message_read(m, "us", &tid, &cls); r < 0) return r;
     auto caller = s.admit(m, error);
     if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(tid), m, error)) return -EPERM;
+    // A realtime class runs ahead of every fair thread on the host: asking for it takes what
+    // turning real-time takes, not just owning the thread.
+    const auto* spec = s.manager_.policy().findClass(cls);
+    if (spec != nullptr && spec->realtime > 0 && caller->euid != 0 && !s.polkitAllows(m)) {
+      return s.refuse(error, kNotAuthorized,
+                      "class '" + std::string(cls) + "' is realtime: asking for it takes root or the polkit action org.cpuclass1.manage");
+    }
     if (auto r = s.manager_.setThreadClass(static_cast<pid_t>(tid), cls); !r) return s.fromResult(r.error(), error);
     return sd_bus_reply_method_return(m, "");
   });

@@ -128,6 +128,21 @@ TEST_F(BusTest, AnotherUserIsRefusedForAnotherProcessesThreads) {
   EXPECT_NE(r.out.find("is not managed"), std::string::npos) << r.out;
 }
 
+// Owning a thread is enough to ask for a fair class, not for a realtime one.
+TEST_F(BusTest, AWorkersOwnRequestForARealtimeClassTakesRoot) {
+  writePolicy("bg-.*", "  - name: cli\n    match: {comm: busctl}\n", "interactive: {realtime: 2}");
+  startDaemon();
+  const auto ask = [&](const std::string& cls) {  // busctl, as nobody, for its own thread ($$ before the exec)
+    return run(nobody() + " sh -c 'exec /usr/bin/busctl --address=" + address() +
+               " call org.cpuclass1 /org/cpuclass1 org.cpuclass1.Manager SetThreadClass us $$ " + cls + "' 2>&1");
+  };
+  auto r = ask("interactive");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("is realtime: asking for it takes root"), std::string::npos) << r.out;
+  r = ask("background");
+  EXPECT_EQ(r.status, 0) << r.out << daemonLog();
+}
+
 TEST_F(BusTest, BadArgumentsGetNamedErrors) {
   const pid_t bg = spawn("bg-1"), gone = spawn("bg-gone");
   startDaemon();
