@@ -727,6 +727,12 @@ void Manager::stop() {
     for (const pid_t tid : book_.boostedThreads()) endBoost(tid, Nanos(monotonicNs()));
     for (const auto& group : squeezed_) (void)tree_.control().setCpuQuota(group, std::nullopt);
     squeezed_.clear();
+    // Nor does real-time outlive its guard: realtime classes keep their groups but run fair.
+    for (const auto& [tid, t] : threads_) {
+      if (t.spec == nullptr || t.spec->realtime == 0) continue;
+      realtime_held_back_.insert(t.class_group);
+      dirty_.emplace(tid, t.tgid);
+    }
     reconcile();
     saveOriginals();
     log_.info("stopping; threads keep their classes (on_stop: keep)");

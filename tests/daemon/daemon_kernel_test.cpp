@@ -190,6 +190,20 @@ TEST_F(DaemonTest, ARealtimeClassRunsRoundRobinAndItsGuardHoldsABusyThreadBack) 
   EXPECT_EQ(problems(), "");
 }
 
+// on_stop: keep leaves threads in their classes, but nothing the daemon guards outlives it: a
+// realtime class runs fair from then on.
+TEST_F(DaemonTest, KeepOnStopLeavesARealtimeClassFair) {
+  writePolicy("bg-.*", "", "foreground: {realtime: 4}");
+  const pid_t req = spawn("req-1");
+  auto m = inProcessManager([](policy::Policy& p) { p.daemon.on_stop = policy::OnStop::kKeep; });
+  const auto f = proc_->thread(worker_->pid(), req);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->policy, cgroups::kSchedRr);
+  m->stop();
+  EXPECT_EQ(where(req).policy, cgroups::kSchedOther);
+  EXPECT_EQ(where(req).group, group("foreground"));
+}
+
 TEST_F(DaemonTest, DriftIsCorrectedAtTheNextRescan) {
   const pid_t off = spawn("off-1");
   startDaemon();
