@@ -927,6 +927,7 @@ void Manager::guardRealtime(Nanos now) {
   }
   std::erase_if(realtime_usage_seen_, [&](const auto& e) { return !ensured_.contains(e.first); });
   std::erase_if(realtime_held_back_, [&](const std::string& g) { return !ensured_.contains(g); });
+  std::erase_if(realtime_limit_logged_, [&](const std::string& g) { return !ensured_.contains(g); });
   if (changed.empty()) return;
   for (const auto& [tid, t] : threads_) {
     if (changed.contains(t.class_group)) dirty_.emplace(tid, t.tgid);
