@@ -60,7 +60,8 @@ std::string ClassTree::delegationPointOf(std::string_view process_cgroup) {
   std::string path(process_cgroup);
   if (!path.empty() && path.front() == '/') path.erase(0, 1);
   // "<C>/cpuclass" or "<C>/cpuclass/<class>": the part above our domain.
-  const std::string marker = "/" + std::string(kV2Domain);
+  // Appended, not "/" + std::string(...): GCC 12 at -O3 reports a false -Wrestrict there (PR105651).
+  const std::string marker = std::string("/").append(kV2Domain);
   for (auto pos = path.find(marker); pos != std::string::npos; pos = path.find(marker, pos + 1)) {
     const auto end = pos + marker.size();
     if (end == path.size() || path[end] == '/') return path.substr(0, pos);

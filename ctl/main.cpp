@@ -34,7 +34,7 @@ class Bus {
   sd_bus_message* call(const std::string& verb, const char* method, const char* types, ...) {
     sd_bus_message* m = nullptr;
     sd_bus_message* reply = nullptr;
-    sd_bus_error error = SD_BUS_ERROR_NULL;
+    sd_bus_error error{};  // SD_BUS_ERROR_NULL without its C99 compound literal (clang -Wpedantic)
     int r = sd_bus_message_new_method_call(bus_, &m, "org.cpuclass1", "/org/cpuclass1", "org.cpuclass1.Manager", method);
     if (r >= 0 && types != nullptr && *types != '\0') {
       va_list ap;
@@ -190,7 +190,7 @@ int main(int argc, char** argv) {
   boost->add_option("tid", tid)->required();
   boost->add_option("--duration", duration_ms, "milliseconds, 1..10000")->capture_default_str();
   auto* reload = app.add_subcommand("reload", "read the policy again (a broken one is rejected)");
-  std::string file = "/etc/cpuclass/policy.yaml";
+  std::string file = CPUCLASS_POLICY_FILE;
   auto* check = app.add_subcommand("check-policy", "check a policy file and its policy.d, without the daemon");
   check->add_option("file", file)->capture_default_str();
   double interval = 1;

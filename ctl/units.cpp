@@ -46,7 +46,7 @@ Result<std::string> findExecutable(const std::string& name) {
 
 // A unit's ActiveState through the unit's object.
 Result<std::string> activeState(sd_bus* bus, const std::string& unit) {
-  sd_bus_error error = SD_BUS_ERROR_NULL;
+  sd_bus_error error{};  // SD_BUS_ERROR_NULL without its C99 compound literal (clang -Wpedantic)
   sd_bus_message* reply = nullptr;
   int r = sd_bus_call_method(bus, kSystemd, kManagerPath, kManager, "GetUnit", &error, &reply, "s", unit.c_str());
   if (r < 0) return busError(r, error);
@@ -76,7 +76,7 @@ Result<std::string> delegateUnit(sd_bus* bus, const std::string& unit, const std
         << (unit.ends_with(".scope") ? "[Scope]\n" : "[Service]\n") << "Delegate=yes\n";
     if (!out.flush()) return fail(errno != 0 ? errno : EIO, "write " + file + ": " + std::strerror(errno));
   }
-  sd_bus_error error = SD_BUS_ERROR_NULL;
+  sd_bus_error error{};  // SD_BUS_ERROR_NULL without its C99 compound literal (clang -Wpedantic)
   if (int r = sd_bus_call_method(bus, kSystemd, kManagerPath, kManager, "Reload", &error, nullptr, ""); r < 0) {
     const Error e = busError(r, error).value();
     return fail(e.code, "wrote " + file + " but could not reload systemd: " + e.message);
@@ -122,7 +122,7 @@ Result<std::string> runUnit(sd_bus* bus, const RunOptions& options) {
     sd_bus_message_unref(m);
     return fail(-r, std::string("build the request: ") + std::strerror(-r));
   }
-  sd_bus_error error = SD_BUS_ERROR_NULL;
+  sd_bus_error error{};  // SD_BUS_ERROR_NULL without its C99 compound literal (clang -Wpedantic)
   r = sd_bus_call(bus, m, 0, &error, nullptr);
   sd_bus_message_unref(m);
   if (r < 0) return busError(r, error);

@@ -173,7 +173,7 @@ bool BusService::polkitAllows(sd_bus_message* m) {
   if (sender == nullptr) return false;
   sd_bus_message* call = nullptr;
   sd_bus_message* reply = nullptr;
-  sd_bus_error error = SD_BUS_ERROR_NULL;
+  sd_bus_error error{};  // SD_BUS_ERROR_NULL without its C99 compound literal (clang -Wpedantic)
   int allowed = 0;
   // CheckAuthorization((sa{sv}) subject, s action, a{ss} details, u flags, s cancellation)
   int r = sd_bus_message_new_method_call(bus_, &call, "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority",

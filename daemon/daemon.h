@@ -8,7 +8,7 @@
 namespace cpuclass::daemon {
 
 struct Options {
-  std::string policy_file = "/etc/cpuclass/policy.yaml";
+  std::string policy_file = CPUCLASS_POLICY_FILE;
   std::string state_dir = "/run/cpuclassd";
 };
 

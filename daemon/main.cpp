@@ -56,11 +56,11 @@ int main(int argc, char** argv) {
   CLI::App app{"cpuclassd: CPU classes for the threads of database-like servers"};
   bool do_probe = false;
   app.add_flag("--probe", do_probe, "print the detected cgroup layout and kernel features, then exit");
-  std::string policy_file = "/etc/cpuclass/policy.yaml";
-  app.add_option("--policy", policy_file, "main policy file; drop-ins are read from policy.d next to it")
+  daemon::Options options;
+  app.add_option("--policy", options.policy_file, "main policy file; drop-ins are read from policy.d next to it")
       ->capture_default_str();
-  std::string state_dir = "/run/cpuclassd";
-  app.add_option("--state-dir", state_dir, "where thread origins are kept across restarts")->capture_default_str();
+  app.add_option("--state-dir", options.state_dir, "where thread origins are kept across restarts")
+      ->capture_default_str();
   std::optional<std::string> check_file;
   app.add_option("--check-policy", check_file, "check a policy file (and its policy.d) and exit")
       ->expected(0, 1);
@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (introspect) return std::fputs(daemon::BusService::introspection().c_str(), stdout) < 0;
   if (do_probe) return probe();
-  if (app.count("--check-policy") > 0) return checkPolicy(check_file && !check_file->empty() ? *check_file : policy_file);
+  if (app.count("--check-policy") > 0) return checkPolicy(check_file && !check_file->empty() ? *check_file : options.policy_file);
   daemon::Logger log;
-  return daemon::runDaemon({policy_file, state_dir}, log);
+  return daemon::runDaemon(options, log);
 }

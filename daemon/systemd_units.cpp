@@ -27,7 +27,7 @@ Result<std::unique_ptr<SystemdUnits>> SystemdUnits::connect() {
 SystemdUnits::~SystemdUnits() { sd_bus_flush_close_unref(bus_); }
 
 Result<bool> SystemdUnits::delegates(pid_t pid) const {
-  sd_bus_error error = SD_BUS_ERROR_NULL;
+  sd_bus_error error{};  // SD_BUS_ERROR_NULL without its C99 compound literal (clang -Wpedantic)
   sd_bus_message* reply = nullptr;
   const std::string what = "ask systemd for the unit of pid " + std::to_string(pid);
   int r = sd_bus_call_method(bus_, kSystemd, "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",

@@ -46,7 +46,7 @@ template <class... Args>
 int callMethod(cpuclass_client* c, const char* method, std::string* out, const char* types, Args... args) {
   if (c == nullptr) return -EINVAL;
   std::lock_guard lock(c->mu);
-  sd_bus_error error = SD_BUS_ERROR_NULL;
+  sd_bus_error error{};  // SD_BUS_ERROR_NULL without its C99 compound literal (clang -Wpedantic)
   sd_bus_message* reply = nullptr;
   int r = sd_bus_call_method(c->bus, "org.cpuclass1", "/org/cpuclass1", "org.cpuclass1.Manager", method, &error, &reply,
                              types, args...);

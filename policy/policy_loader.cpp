@@ -574,8 +574,11 @@ LoadResult loadPolicy(const std::string& main_file, const std::string& dropin_di
     std::ifstream in(p);
     if (!in) {
       LoadResult r;
-      r.diagnostics.push_back({{p, 1, 1}, std::string("cannot read the file: ") + std::strerror(errno)});
-      return r;
+      // Filled in place: a Diagnostic temporary here draws a false -Wmaybe-uninitialized from
+      // GCC 12 at -O2/-O3 on its string's destructor.
+      auto& unreadable = r.diagnostics.emplace_back();
+      unreadable.where = {p, 1, 1};
+      unreadable.message = std::string("cannot read the file: ").append(std::strerror(errno));
     }
     std::stringstream ss;
     ss << in.rdbuf();
