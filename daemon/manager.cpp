@@ -137,7 +137,7 @@ void Manager::start() {
   saveOriginals();
 }
 
-void Manager::considerProcess(pid_t pid) {
+void Manager::considerProcess(pid_t pid, std::string_view why) {
   // Every rescan comes here for every process: one stat read settles the known ones.
   const auto st = proc_.stat(pid, pid);
   if (!st) return;  // exited, or not a process (a thread id): nothing to do
@@ -151,7 +151,7 @@ void Manager::considerProcess(pid_t pid) {
   if (st->kthread) return;
   // An unmatched process is looked at again once its parent is managed: a child process.
   if (const auto it = unmatched_.find(pid);
-      it != unmatched_.end() && it->second == st->start_time && !processes_.contains(st->ppid)) {
+      it != unmatched_.end() && it->second.start_time == st->start_time && !processes_.contains(st->ppid)) {
     return;
   }
   if (const auto it = left_alone_.find(pid); it != left_alone_.end() && it->second.start_time == st->start_time) return;
@@ -167,18 +167,74 @@ void Manager::considerProcess(pid_t pid) {
   // A child of a managed process belongs to the parent's worker, even if it matches a worker
   // itself (a helper in the same systemd unit, say): process rules then decide its class.
   if (const auto parent = processes_.find(st->ppid); parent != processes_.end()) {
-    (void)addProcess(pid, st->start_time, parent->second.worker, true, std::move(facts));
+    const std::string owner = parent->second.worker;
+    (void)addProcess(pid, st->start_time, owner, true, std::move(facts),
+                     fmt::format("a child process of pid {} (worker {})", st->ppid, owner));
     return;
   }
   const auto* worker = policy::matchWorker(policy_, facts);
   if (worker == nullptr) {
-    unmatched_[pid] = st->start_time;
+    // Most processes never match; the few that still could once a silent fact changes keep
+    // their facts for the rescan's cheap re-read (recheckSilentFacts).
+    auto& u = unmatched_[pid];
+    u.start_time = st->start_time;
+    u.watch = policy::silentFactsToWatch(policy_, facts);
+    u.facts = u.watch.any() ? std::move(facts) : policy::ProcessFacts{};
     return;
   }
-  (void)addProcess(pid, st->start_time, worker->name, false, std::move(facts));
+  (void)addProcess(pid, st->start_time, worker->name, false, std::move(facts), matchedWhy(*worker, why));
 }
 
-Result<void> Manager::addProcess(pid_t pid, uint64_t start_time, std::string worker, bool child, policy::ProcessFacts facts) {
+std::string Manager::matchedWhy(const policy::WorkerSpec& worker, std::string_view why) const {
+  std::string text = "matched by worker " + worker.name + " at " + worker.where.str();
+  if (!why.empty()) text.append(" ").append(why);
+  return text;
+}
+
+void Manager::recheckSilentFacts() {
+  // Unmatched processes that a changed title or cgroup could still make a worker's: re-read what
+  // changed without an event, match again.
+  std::vector<std::pair<pid_t, std::string>> changed;
+  for (auto& [pid, u] : unmatched_) {
+    if (!u.watch.any()) continue;
+    std::string why;
+    if (u.watch.cmdline) {
+      if (auto now = proc_.cmdline(pid); now && *now != u.facts.cmdline) {
+        why = fmt::format("after its command line became '{}'", *now);
+        u.facts.cmdline = std::move(*now);
+      }
+    }
+    if (u.watch.cgroup) {
+      if (const auto groups = proc_.cgroups(pid, pid)) {
+        auto now = cgroups::cgroupPathOf(*groups, "").value_or(cgroups::cgroupPathOf(*groups, "cpu").value_or(""));
+        if (now != u.facts.cgroup) {
+          why = fmt::format("after it moved to cgroup {}", now);
+          u.facts.cgroup = std::move(now);
+        }
+      }
+    }
+    if (!why.empty() && policy::matchWorker(policy_, u.facts) != nullptr) changed.emplace_back(pid, std::move(why));
+  }
+  for (auto& [pid, why] : changed) {
+    unmatched_.erase(pid);
+    considerProcess(pid, why);
+  }
+  // Child processes whose worker classifies them by title: a changed title reclassifies them
+  // (a backend that becomes a parallel worker, an autovacuum worker).
+  for (auto& [pid, p] : processes_) {
+    if (!p.child) continue;
+    const auto* spec = workerSpec(p.worker);
+    if (spec == nullptr || !policy::processRulesReadCmdline(*spec)) continue;
+    if (auto now = proc_.cmdline(pid); now && *now != p.facts.cmdline) {
+      log_.debug("pid {} of worker {}: its command line is now '{}'", pid, p.worker, *now);
+      p.facts.cmdline = std::move(*now);
+      markThreadsDirty(pid);
+    }
+  }
+}
+
+Result<void> Manager::addProcess(pid_t pid, uint64_t start_time, std::string worker, bool child, policy::ProcessFacts facts,
+                                 std::string why) {
   unmatched_.erase(pid);
   auto base = prepareBase(pid, worker, facts);
   if (!base) {
@@ -190,9 +246,9 @@ Result<void> Manager::addProcess(pid_t pid, uint64_t start_time, std::string wor
   bases_[*base] = worker;
   pending_removal_.erase(*base);
   Process p{start_time, std::move(worker), std::move(*base), child, std::move(facts), {}};
+  p.why = std::move(why);
   if (auto fd = cgroups::ProcFs::openPidfd(pid)) p.pidfd = std::move(*fd);
-  log_.info("managing pid {} ({}) as {} of worker {}", pid, p.facts.comm, child ? "a child process" : "a process",
-            p.worker);
+  log_.info("managing pid {} ({}): {}", pid, p.facts.comm, p.why);
   processes_.emplace(pid, std::move(p));
   markThreadsDirty(pid);
   return {};
@@ -330,15 +386,13 @@ void Manager::handleEvents(const std::vector<ProcEvent>& events, bool lost) {
         } else if (it != processes_.end()) {
           forgetProcess(ev.tgid);  // children are re-added below, with their new comm and exe
         }
-        considerProcess(ev.tgid);
+        considerProcess(ev.tgid, "at exec");
         break;
       case ProcEvent::Kind::kComm:
-        if (processes_.contains(ev.tgid)) {
+        if (ev.tid == ev.tgid) {
+          renamedProcess(ev.tgid, ev.comm);
+        } else if (processes_.contains(ev.tgid)) {
           dirty_.emplace(ev.tid, ev.tgid);
-          if (ev.tid == ev.tgid && processes_[ev.tgid].child) {
-            processes_[ev.tgid].facts.comm = ev.comm;  // process rules match on it
-            markThreadsDirty(ev.tgid);
-          }
         }
         break;
       case ProcEvent::Kind::kExit:
@@ -363,6 +417,26 @@ void Manager::handleEvents(const std::vector<ProcEvent>& events, bool lost) {
   reconcile();
 }
 
+void Manager::renamedProcess(pid_t pid, const std::string& comm) {
+  // The main thread's name is the process's comm, which worker matches and process rules read.
+  const std::string why = fmt::format("after it renamed itself to '{}'", comm);
+  const auto it = processes_.find(pid);
+  if (it == processes_.end()) {
+    unmatched_.erase(pid);  // a server that names itself after exec (prctl PR_SET_NAME)
+    considerProcess(pid, why);
+    return;
+  }
+  Process& p = it->second;
+  p.facts.comm = comm;
+  markThreadsDirty(pid);
+  if (p.child || registered_.contains(p.worker)) return;  // process rules see the new name
+  const auto* w = policy::matchWorker(policy_, p.facts);
+  if (w != nullptr && w->name == p.worker) return;
+  log_.info("pid {} renamed itself to '{}' and is no longer worker {}'s: matching it again", pid, comm, p.worker);
+  releaseProcess(pid);
+  considerProcess(pid, why);
+}
+
 void Manager::rescan(bool full) {
   ++stats_.rescans;
   auto pids = proc_.processes();
@@ -385,6 +459,7 @@ void Manager::rescan(bool full) {
     before = processes_.size();
     for (const pid_t pid : *pids) considerProcess(pid);
   }
+  recheckSilentFacts();
   // A full rescan (start, reload, lost events) reconciles every thread again. A periodic one
   // reconciles only threads that are new, unplaced, or gone from the group they were placed in,
   // found with one read of each group's member list; every kFullRescanEvery-th also reads each
@@ -1178,7 +1253,9 @@ Result<Manager::Explanation> Manager::explain(pid_t tid) {
   const Thread* t = managedThread(tid);
   if (t == nullptr) return fail(ESRCH, "thread " + std::to_string(tid) + " is not managed");
   const auto p = processes_.find(t->tgid);
-  return Explanation{p == processes_.end() ? "" : p->second.worker, t->decision.class_name, t->decision.reason,
+  if (p == processes_.end()) return fail(ESRCH, "thread " + std::to_string(tid) + " is not managed");
+  return Explanation{p->second.worker, t->decision.class_name,
+                     fmt::format("{}; its process {} is managed: {}", t->decision.reason, t->tgid, p->second.why),
                      t->applied_group.value_or(""), book_.boosted(tid)};
 }
 
@@ -1217,7 +1294,8 @@ Result<void> Manager::registerWorker(pid_t pid, const std::string& name, const s
   policy::ProcessFacts facts;
   facts.comm = main->comm;
   facts.cgroup = cgroups::cgroupPathOf(main->cgroups, "").value_or("");
-  if (auto r = addProcess(pid, main->start_time, name, false, std::move(facts)); !r) {
+  if (auto r = addProcess(pid, main->start_time, name, false, std::move(facts), "registered itself as worker " + name);
+      !r) {
     if (!known_name) registered_.erase(name);
     return r;
   }

@@ -179,6 +179,12 @@ class Manager {
     policy::ProcessFacts facts;
     UniqueFd pidfd;  // keeps naming this process across PID reuse
     int num_threads = 0;  // as the last rescan's stat read it (0: not read yet)
+    std::string why;  // how it came to its worker, for `explain`
+  };
+  struct Unmatched {
+    uint64_t start_time = 0;
+    policy::SilentFacts watch;  // what the rescan re-reads; usually nothing
+    policy::ProcessFacts facts;  // kept only while watched
   };
   struct Thread {
     pid_t tgid = 0;
@@ -204,12 +210,20 @@ class Manager {
   // The base for a new process of `worker`: on v2 inside its delegated cgroup, which becomes the
   // process's home (enterBase). Errors say why the process is left alone and how to fix it.
   Result<std::string> prepareBase(pid_t pid, const std::string& worker, const policy::ProcessFacts& facts);
-  void considerProcess(pid_t pid);
+  // Matches a process not managed yet (a child of a managed one is the parent's worker's);
+  // `why` says what made it look again, for the log and `explain`.
+  void considerProcess(pid_t pid, std::string_view why = {});
+  std::string matchedWhy(const policy::WorkerSpec& worker, std::string_view why) const;
+  void renamedProcess(pid_t pid, const std::string& comm);  // its main thread's COMM event
+  // Periodic: re-reads the command line and cgroup where a change could match a worker or
+  // reclassify a child process (no kernel event reports those changes).
+  void recheckSilentFacts();
   // The worker's spec: from the policy, or a registration.
   const policy::WorkerSpec* workerSpec(const std::string& name) const;
   // Finds tid among managed threads, looking at its process first if events have not yet.
   Thread* managedThread(pid_t tid);
-  Result<void> addProcess(pid_t pid, uint64_t start_time, std::string worker, bool child, policy::ProcessFacts facts);
+  Result<void> addProcess(pid_t pid, uint64_t start_time, std::string worker, bool child, policy::ProcessFacts facts,
+                          std::string why);
   void forgetProcess(pid_t pid);
   void releaseProcess(pid_t pid);  // restore its threads, then forget it
   void markThreadsDirty(pid_t pid);
@@ -256,7 +270,7 @@ class Manager {
   std::map<pid_t, Thread> threads_;
   Originals originals_;
   bool originals_dirty_ = false;
-  std::map<pid_t, uint64_t> unmatched_;  // pid -> start time of processes no worker matched
+  std::map<pid_t, Unmatched> unmatched_;  // processes no worker matched
   std::map<pid_t, pid_t> dirty_;         // tid -> tgid, to classify and place
   std::set<std::string> ensured_;        // groups created and configured under this policy
   std::set<std::string> pending_removal_;  // bases whose groups still hold exiting threads

@@ -2,6 +2,8 @@
 
 #include <fnmatch.h>
 
+#include <algorithm>
+
 namespace cpuclass::policy {
 namespace {
 
@@ -14,7 +16,20 @@ bool endsWith(std::string_view s, std::string_view suffix) {
 }
 
 bool processRuleMatches(const ProcessRule& r, const ProcessFacts& p) {
-  return (!r.comm || r.comm->matches(p.comm)) && (!r.exe || globMatches(*r.exe, p.exe));
+  return (!r.comm || r.comm->matches(p.comm)) && (!r.exe || globMatches(*r.exe, p.exe)) &&
+         (!r.cmdline || r.cmdline->matches(p.cmdline));
+}
+
+// Programs that only start another program (exec or fork+exec) and carry its command line in
+// their own: `sh -c 'mydb --x'`, `taskset -c 1 mydb`. A `cmdline` match must find the program,
+// not its wrapper, which would otherwise own the program as a child process.
+bool isWrapper(std::string_view exe) {
+  static constexpr std::string_view kWrappers[] = {
+      "sh", "bash", "dash", "zsh", "busybox", "env", "nohup", "nice", "ionice", "chrt", "taskset", "numactl",
+      "setpriv", "setsid", "stdbuf", "timeout", "runuser", "su", "sudo", "xargs", "flock", "tini", "dumb-init"};
+  const auto slash = exe.rfind('/');
+  const auto name = slash == std::string_view::npos ? exe : exe.substr(slash + 1);
+  return std::find(std::begin(kWrappers), std::end(kWrappers), name) != std::end(kWrappers);
 }
 
 }  // namespace
@@ -37,12 +52,28 @@ const WorkerSpec* matchWorker(const Policy& policy, const ProcessFacts& p) {
     const auto& m = w.match;
     if (m.exe && !globMatches(*m.exe, p.exe)) continue;
     if (m.comm && !m.comm->matches(p.comm)) continue;
-    if (m.cmdline && !m.cmdline->matches(p.cmdline)) continue;
+    if (m.cmdline && (isWrapper(p.exe) || !m.cmdline->matches(p.cmdline))) continue;
     if (m.unit && *m.unit != p.unit()) continue;
     if (m.cgroup && !globMatches(*m.cgroup, p.cgroup)) continue;
     return &w;
   }
   return nullptr;
+}
+
+SilentFacts silentFactsToWatch(const Policy& policy, const ProcessFacts& p) {
+  SilentFacts watch;
+  for (const auto& w : policy.workers) {
+    const auto& m = w.match;
+    if (m.exe && !globMatches(*m.exe, p.exe)) continue;
+    if (m.comm && !m.comm->matches(p.comm)) continue;
+    watch.cmdline |= m.cmdline && !isWrapper(p.exe);
+    watch.cgroup |= m.unit || m.cgroup;
+  }
+  return watch;
+}
+
+bool processRulesReadCmdline(const WorkerSpec& worker) {
+  return std::any_of(worker.processes.begin(), worker.processes.end(), [](const ProcessRule& r) { return r.cmdline.has_value(); });
 }
 
 Decision classifyThread(const Policy& policy, const ThreadQuery& q) {

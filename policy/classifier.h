@@ -19,8 +19,25 @@ struct ProcessFacts {
   std::string unit() const;  // the systemd unit in `cgroup`: its last *.service or *.scope component
 };
 
-// The first worker, in policy order, whose every match criterion holds; nullptr if none.
+// The first worker, in policy order, whose every match criterion holds; nullptr if none. A
+// `cmdline` criterion never holds for a wrapper (sh, env, taskset, numactl, runuser, ...), whose
+// command line carries the program it starts: the program is matched once it runs.
 const WorkerSpec* matchWorker(const Policy& policy, const ProcessFacts& process);
+
+// Facts that change with no kernel event: the command line (a process title rewritten in place
+// through argv, as PostgreSQL and nginx do) and the cgroup (a process moved into a unit or
+// container after it started). The proc connector reports the others (comm, exe).
+struct SilentFacts {
+  bool cmdline = false;
+  bool cgroup = false;
+  bool any() const { return cmdline || cgroup; }
+};
+// For a process no worker matches: the silent facts that could still make one match, given the
+// facts events report. What the periodic rescan must re-read for it; nothing for most processes.
+SilentFacts silentFactsToWatch(const Policy& policy, const ProcessFacts& process);
+// Whether a worker's process rules read a child's command line (its title), which the periodic
+// rescan must then re-read to reclassify the child.
+bool processRulesReadCmdline(const WorkerSpec& worker);
 
 struct ThreadQuery {
   const WorkerSpec* worker = nullptr;

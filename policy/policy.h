@@ -95,10 +95,12 @@ struct ThreadRule {
   SourceLocation where;
 };
 
-// A child process of the worker classified as a whole (e.g. pageserver's `postgres --wal-redo`).
+// A child process of the worker classified as a whole (e.g. pageserver's `postgres --wal-redo`,
+// PostgreSQL's autovacuum workers by their process title). Every given criterion must hold.
 struct ProcessRule {
   std::optional<Pattern> comm;
   std::optional<std::string> exe;
+  std::optional<Pattern> cmdline;  // the command line as the process shows it now (its title)
   std::string class_name;
   SourceLocation where;
 };

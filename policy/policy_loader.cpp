@@ -522,13 +522,14 @@ class Builder {
     bool bad = false;
     std::optional<std::string> cls;
     SourceLocation cls_at;
-    visitMap(rule, {"comm", "exe", "class"}, [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
+    visitMap(rule, {"comm", "exe", "cmdline", "class"}, [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
       if (key == "comm") bad |= !(r.comm = readPattern(key, k, v));
       if (key == "exe") bad |= !(r.exe = readString(key, k, v));
+      if (key == "cmdline") bad |= !(r.cmdline = readPattern(key, k, v));
       if (key == "class" && (cls = readString(key, k, v))) cls_at = at(v);
     });
-    if ((!rule["comm"] && !rule["exe"]) || !rule["class"]) {
-      error(at(rule), "a process rule needs 'class' and at least one of 'comm', 'exe'");
+    if ((!rule["comm"] && !rule["exe"] && !rule["cmdline"]) || !rule["class"]) {
+      error(at(rule), "a process rule needs 'class' and at least one of 'comm', 'exe', 'cmdline'");
       return;
     }
     if (bad || !cls) return;
@@ -579,6 +580,7 @@ LoadResult loadPolicy(const std::string& main_file, const std::string& dropin_di
       auto& unreadable = r.diagnostics.emplace_back();
       unreadable.where = {p, 1, 1};
       unreadable.message = std::string("cannot read the file: ").append(std::strerror(errno));
+      return r;
     }
     std::stringstream ss;
     ss << in.rdbuf();

@@ -92,7 +92,7 @@ TEST_F(BusTest, EveryMethodWorksForRoot) {
   r = call("SetThreadClass", "us " + b + " foreground");
   EXPECT_EQ(r.status, 0) << r.out;
   EXPECT_TRUE(placedAs(bg, "foreground"));
-  EXPECT_NE(call("Explain", "u " + b).out.find("\"requested by the worker\""), std::string::npos);
+  EXPECT_NE(call("Explain", "u " + b).out.find("\"requested by the worker; its process "), std::string::npos);
   EXPECT_EQ(call("ResetThreadClass", "u " + b).status, 0);
   EXPECT_TRUE(placedAs(bg, "background"));
 

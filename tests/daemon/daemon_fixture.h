@@ -75,7 +75,8 @@ class DaemonTest : public ::testing::Test {
       for (const auto& d : dirs) {
         // A real-time budget goes back first: a removed group's would still count for a while.
         if (fs::exists(d / "cpu.rt_runtime_us")) std::ofstream(d / "cpu.rt_runtime_us") << "0" << std::endl;
-        ::rmdir(d.c_str());
+        // The worker's child processes die by PR_SET_PDEATHSIG, after the worker: a moment.
+        waitUntil([&] { return ::rmdir(d.c_str()) == 0 || errno == ENOENT; }, 3s);
       }
       EXPECT_FALSE(fs::exists(top)) << "cannot remove " << top;
     }

@@ -272,7 +272,97 @@ TEST_F(DaemonTest, ChildProcessesFollowProcessRules) {
   EXPECT_TRUE(waitUntil([&] { return placed(before); }, 3s)) << daemonLog();
   const pid_t after = child();
   EXPECT_TRUE(waitUntil([&] { return placed(after); }, 3s)) << daemonLog();
-  EXPECT_NE(daemonLog().find("as a child process of worker tw"), std::string::npos) << daemonLog();
+  EXPECT_NE(daemonLog().find("a child process of pid " + std::to_string(worker_->pid()) + " (worker tw)"),
+            std::string::npos)
+      << daemonLog();
+}
+
+// Real servers change what a worker rule matches after they start, with no event for some of it.
+// Each case must be managed within one rescan interval (500 ms here; 1 s more for a busy machine).
+class DiscoveryTest : public DaemonTest {
+ protected:
+  static constexpr auto kWithinARescan = 1500ms;
+
+  // A second test worker that the policy's `tw` does not match.
+  std::unique_ptr<ChildProcess> startOther(const std::string& tag, std::vector<std::string> argv = {}) {
+    if (argv.empty()) argv = {CPUCLASS_TEST_WORKER, "--tag=" + tag};
+    return std::make_unique<ChildProcess>(argv, std::vector<std::string>{}, true, (dir_.path() / (tag + ".log")).string());
+  }
+  std::string groupOf(pid_t pid, pid_t tid) const {
+    const auto f = proc_->thread(pid, tid);
+    return f ? cgroups::cgroupPathOf(f->cgroups, "cpu").value_or("?") : "<gone>";
+  }
+  // Waits until the process's main thread is in `group`; returns how long that took.
+  std::optional<std::chrono::milliseconds> timeUntilIn(pid_t pid, const std::string& group) const {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!waitUntil([&] { return groupOf(pid, pid) == group; }, 5s)) return std::nullopt;
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  }
+};
+
+TEST_F(DiscoveryTest, AProcessThatRenamesItselfAfterExecIsManaged) {
+  const std::string name = "rn" + std::to_string(::getpid() % 100000);
+  writePolicy("bg-.*", "  - name: renamed\n    match: {comm: '" + name + "'}\n");
+  startDaemon();
+  auto other = startOther(prefix_ + "-rn");
+  ASSERT_TRUE(waitUntil([&] { return groupOf(other->pid(), other->pid()) != "<gone>"; }, 2s));
+  EXPECT_EQ(groupOf(other->pid(), other->pid()).find("/" + prefix_), std::string::npos) << "matched before its rename";
+  EXPECT_EQ(other->ask("name " + name), "ok");
+  const auto took = timeUntilIn(other->pid(), "/" + prefix_ + "/renamed/foreground");
+  ASSERT_TRUE(took) << daemonLog();
+  EXPECT_LT(*took, kWithinARescan);
+  EXPECT_NE(daemonLog().find("after it renamed itself to '" + name + "'"), std::string::npos) << daemonLog();
+}
+
+TEST_F(DiscoveryTest, AProcessThatRewritesItsTitleIsManagedAtTheNextRescan) {
+  const std::string title = "dbtitle-" + prefix_;
+  writePolicy("bg-.*", "  - name: titled\n    match: {cmdline: '" + title + ": main.*'}\n");
+  startDaemon();
+  auto other = startOther(prefix_ + "-title");
+  EXPECT_EQ(other->ask("title " + title + ": main process"), "ok");
+  const auto took = timeUntilIn(other->pid(), "/" + prefix_ + "/titled/foreground");
+  ASSERT_TRUE(took) << daemonLog();
+  EXPECT_LT(*took, kWithinARescan);
+  EXPECT_NE(daemonLog().find("after its command line became '" + title + ": main process'"), std::string::npos)
+      << daemonLog();
+}
+
+TEST_F(DiscoveryTest, AChildProcessWhoseTitleChangesIsReclassified) {
+  writePolicy("bg-.*", "    processes: [{cmdline: 'autovac worker.*', class: background}]\n");
+  startDaemon();
+  const std::string reply = worker_->ask("titled-child autovac worker db1");  // "pid PID"
+  const auto child = static_cast<pid_t>(std::stoi(reply.substr(reply.find(' ') + 1)));
+  // Before its title changes it is a plain child of the worker: the worker's default class.
+  EXPECT_TRUE(waitUntil([&] { return groupOf(child, child) == group("foreground"); }, 2s)) << groupOf(child, child);
+  const auto took = timeUntilIn(child, group("background"));
+  ASSERT_TRUE(took) << daemonLog();
+  EXPECT_LT(*took, 300ms + kWithinARescan);
+  const auto f = proc_->thread(child, child);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->policy, cgroups::kSchedBatch);
+  EXPECT_EQ(f->nice, 5);
+}
+
+TEST_F(DiscoveryTest, AProgramStartedThroughShIsTheWorkerNotTheShell) {
+  const std::string tag = prefix_ + "-sh";
+  writePolicy("bg-.*", "  - name: wrapped\n    match: {cmdline: '.*--tag=" + tag + "( .*)?'}\n");
+  startDaemon();
+  // No exec: sh forks the program and waits, with the program's command line in its own.
+  auto sh = startOther(tag, {"/bin/sh", "-c", std::string(CPUCLASS_TEST_WORKER) + " --tag=" + tag + " --x; true"});
+  pid_t program = 0;
+  ASSERT_TRUE(waitUntil([&] {
+    std::ifstream in("/proc/" + std::to_string(sh->pid()) + "/task/" + std::to_string(sh->pid()) + "/children");
+    return static_cast<bool>(in >> program);
+  }, 2s));
+  EXPECT_EQ(sh->ask("spawn bg-1").rfind("tid ", 0), 0u);  // sh passes stdin through to it
+  const auto took = timeUntilIn(program, "/" + prefix_ + "/wrapped/foreground");
+  ASSERT_TRUE(took) << daemonLog();
+  EXPECT_LT(*took, kWithinARescan);
+  EXPECT_EQ(groupOf(sh->pid(), sh->pid()).find("/" + prefix_), std::string::npos) << "the shell was managed";
+  EXPECT_NE(daemonLog().find("managing pid " + std::to_string(program) + " (cpuclass-test-w): matched by worker wrapped"),
+            std::string::npos)
+      << daemonLog();
+  sh->ask("quit");
 }
 
 // On hybrid systems a thread is also in an accounting group (cgroup2, threaded). Someone moving

@@ -7,6 +7,10 @@
 //   spin TID            the thread burns CPU until 'park'   -> "ok"
 //   park TID                                                -> "ok"
 //   child               a child process, `sleep 600`         -> "pid PID" (killed at the end)
+//   titled-child TITLE  a child process (a fork, no exec) that rewrites its title to TITLE
+//                       after 300 ms, as PostgreSQL's do      -> "pid PID" (killed at the end)
+//   name NAME           the process renames itself (its main thread, prctl PR_SET_NAME) -> "ok"
+//   title TITLE         the process rewrites its command line in place through argv -> "ok"
 //   quit
 // Arguments: --thread=NAME (repeatable) starts parked threads at once, --spin=NAME spinning
 // threads (until 'park'); --serve keeps running
@@ -20,7 +24,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <algorithm>
 #include <condition_variable>
+#include <cstring>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -76,6 +82,16 @@ Worker* startThread(const std::string& name) {
   return raw;
 }
 
+// The argv area, which /proc/<pid>/cmdline shows: a title is written over it in place and the
+// rest cleared, the way PostgreSQL's ps_status.c does on Linux.
+char* arg_start = nullptr;
+size_t arg_size = 0;
+void setTitle(const std::string& title) {
+  const size_t n = std::min(title.size(), arg_size - 1);
+  std::memcpy(arg_start, title.data(), n);
+  std::memset(arg_start + n, 0, arg_size - n);
+}
+
 Worker* find(pid_t tid) {
   std::lock_guard lock(mu);
   const auto it = workers.find(tid);
@@ -85,6 +101,8 @@ Worker* find(pid_t tid) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  arg_start = argv[0];
+  arg_size = static_cast<size_t>(argv[argc - 1] + std::strlen(argv[argc - 1]) + 1 - argv[0]);
   bool serve = false;
   sigset_t term;
   sigemptyset(&term);
@@ -155,6 +173,25 @@ int main(int argc, char** argv) {
       }
       if (pid > 0) children.push_back(pid);
       std::printf(pid > 0 ? "pid %d\n" : "error fork %d\n", static_cast<int>(pid));
+    } else if (cmd == "titled-child") {
+      std::getline(in >> std::ws, name);
+      const pid_t pid = ::fork();
+      if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        ::usleep(300'000);
+        setTitle(name);
+        ::sleep(600);
+        ::_exit(0);
+      }
+      if (pid > 0) children.push_back(pid);
+      std::printf(pid > 0 ? "pid %d\n" : "error fork %d\n", static_cast<int>(pid));
+    } else if (cmd == "name" && in >> name) {
+      ::prctl(PR_SET_NAME, name.c_str());
+      std::printf("ok\n");
+    } else if (cmd == "title") {
+      std::getline(in >> std::ws, name);
+      setTitle(name);
+      std::printf("ok\n");
     } else if (cmd == "quit") {
       break;
     } else {
