@@ -343,6 +343,29 @@ TEST_F(DiscoveryTest, AChildProcessWhoseTitleChangesIsReclassified) {
   EXPECT_EQ(f->nice, 5);
 }
 
+TEST_F(DiscoveryTest, AProcessMovedIntoAMatchingCgroupIsManagedAtTheNextRescan) {
+  if (!layout_.unified) GTEST_SKIP() << "needs the unified hierarchy (cgroup2) to move a process in";
+  // Our own cgroup, like a unit or container the process is moved into after it started; beside
+  // the daemon's groups (its accounting tree makes <prefix>/ threaded), removed also on failure.
+  const fs::path unit = fs::path(layout_.unified->mount_point) / (prefix_ + "-unit");
+  ASSERT_TRUE(fs::create_directories(unit));
+  const std::shared_ptr<void> remove_unit(nullptr, [&](void*) {
+    if (!waitUntil([&] { return ::rmdir(unit.c_str()) == 0 || errno == ENOENT; }, 3s)) ADD_FAILURE() << "cannot remove " << unit;
+  });
+  writePolicy("bg-.*", "  - name: moved\n    match: {cgroup: '/" + prefix_ + "-unit'}\n");
+  startDaemon();
+  auto other = startOther(prefix_ + "-moved");
+  ASSERT_TRUE(waitUntil([&] { return groupOf(other->pid(), other->pid()) != "<gone>"; }, 2s));
+  std::ofstream(unit / "cgroup.procs") << other->pid() << std::endl;
+  ASSERT_EQ(groupOf(other->pid(), other->pid()).find("/" + prefix_), std::string::npos) << "matched before the move";
+  const auto took = timeUntilIn(other->pid(), "/" + prefix_ + "/moved/foreground");
+  ASSERT_TRUE(took) << daemonLog();
+  EXPECT_LT(*took, kWithinARescan);
+  EXPECT_NE(daemonLog().find("after it moved to cgroup /" + prefix_ + "-unit"), std::string::npos) << daemonLog();
+  stopDaemon();
+  other.reset();
+}
+
 TEST_F(DiscoveryTest, AProgramStartedThroughShIsTheWorkerNotTheShell) {
   const std::string tag = prefix_ + "-sh";
   writePolicy("bg-.*", "  - name: wrapped\n    match: {cmdline: '.*--tag=" + tag + "( .*)?'}\n");
