@@ -178,6 +178,7 @@ void Manager::considerProcess(pid_t pid, std::string_view why) {
     // their facts for the rescan's cheap re-read (recheckSilentFacts).
     auto& u = unmatched_[pid];
     u.start_time = st->start_time;
+    u.rechecks = 0;
     u.watch = policy::silentFactsToWatch(policy_, facts);
     u.facts = u.watch.any() ? std::move(facts) : policy::ProcessFacts{};
     return;
@@ -193,10 +194,21 @@ std::string Manager::matchedWhy(const policy::WorkerSpec& worker, std::string_vi
 
 void Manager::recheckSilentFacts() {
   // Unmatched processes that a changed title or cgroup could still make a worker's: re-read what
-  // changed without an event, match again.
+  // changed without an event, match again. A server retitles itself when it starts, so a process
+  // older than a minute is re-read only at every kOldTitleEvery-th rescan: re-reading 2,000 at
+  // every rescan cost ~1% of a core (bench/host_cost_bench; docs/engines.md).
+  constexpr uint64_t kYoungSeconds = 60;
+  constexpr uint32_t kOldTitleEvery = 8;
+  // Process start times are in clock ticks since boot (proc(5)).
+  static const auto ticks_per_second = static_cast<uint64_t>(::sysconf(_SC_CLK_TCK));
+  timespec boot{};
+  ::clock_gettime(CLOCK_BOOTTIME, &boot);
+  const uint64_t now_ticks = static_cast<uint64_t>(boot.tv_sec) * ticks_per_second;
   std::vector<std::pair<pid_t, std::string>> changed;
   for (auto& [pid, u] : unmatched_) {
     if (!u.watch.any()) continue;
+    const bool young = u.start_time + kYoungSeconds * ticks_per_second >= now_ticks;
+    if (!young && ++u.rechecks % kOldTitleEvery != 0) continue;
     std::string why;
     if (u.watch.cmdline) {
       if (auto now = proc_.cmdline(pid); now && *now != u.facts.cmdline) {
@@ -386,7 +398,7 @@ void Manager::handleEvents(const std::vector<ProcEvent>& events, bool lost) {
         } else if (it != processes_.end()) {
           forgetProcess(ev.tgid);  // children are re-added below, with their new comm and exe
         }
-        considerProcess(ev.tgid, "at exec");
+        considerProcess(ev.tgid, "after exec");
         break;
       case ProcEvent::Kind::kComm:
         if (ev.tid == ev.tgid) {
@@ -428,8 +440,12 @@ void Manager::renamedProcess(pid_t pid, const std::string& comm) {
   }
   Process& p = it->second;
   p.facts.comm = comm;
-  markThreadsDirty(pid);
-  if (p.child || registered_.contains(p.worker)) return;  // process rules see the new name
+  if (p.child) {
+    markThreadsDirty(pid);  // process rules match the process's name: every thread may change class
+    return;
+  }
+  dirty_.emplace(pid, pid);  // thread rules see the main thread's new name
+  if (registered_.contains(p.worker)) return;
   const auto* w = policy::matchWorker(policy_, p.facts);
   if (w != nullptr && w->name == p.worker) return;
   log_.info("pid {} renamed itself to '{}' and is no longer worker {}'s: matching it again", pid, comm, p.worker);

@@ -185,6 +185,7 @@ class Manager {
     uint64_t start_time = 0;
     policy::SilentFacts watch;  // what the rescan re-reads; usually nothing
     policy::ProcessFacts facts;  // kept only while watched
+    uint32_t rechecks = 0;  // rescans since it is no longer young
   };
   struct Thread {
     pid_t tgid = 0;

@@ -10,11 +10,19 @@
 namespace cpuclass::policy {
 namespace {
 
-Policy load(const std::string& name) {
-  const auto path = std::filesystem::path(CPUCLASS_FIXTURES_DIR) / "policies" / "valid" / name;
-  auto r = parsePolicy({{name, testing::readFile(path)}});
+Policy loadFile(const std::filesystem::path& path) {
+  auto r = parsePolicy({{path.filename().string(), testing::readFile(path)}});
   EXPECT_TRUE(r.policy) << formatDiagnostics(r.diagnostics);
   return std::move(*r.policy);
+}
+Policy load(const std::string& name) {
+  return loadFile(std::filesystem::path(CPUCLASS_FIXTURES_DIR) / "policies" / "valid" / name);
+}
+// The shipped presets, against names captured from the real engines on Debian 12 (PostgreSQL
+// 15.18, Redis 7.0.15, RocksDB 7.8.3's db_bench, OpenJDK 17.0.15). The engine tier checks the
+// same against running engines.
+Policy preset(const std::string& name) {
+  return loadFile(std::filesystem::path(CPUCLASS_SOURCE_DIR) / "packaging" / "presets" / name);
 }
 
 std::string classOf(const Policy& p, const WorkerSpec* w, std::string_view comm) {
@@ -84,22 +92,6 @@ TEST(Classifier, FirstMatchingWorkerOwnsTheProcess) {
   EXPECT_EQ(matchWorker(*r.policy, {.comm = "dbx", .cgroup = "/system.slice/x.service"})->name, "a");
   EXPECT_EQ(matchWorker(*r.policy, {.comm = "dbx", .cgroup = "/user.slice"})->name, "b");
   EXPECT_EQ(matchWorker(*r.policy, {.comm = "web", .cgroup = "/user.slice"}), nullptr);
-}
-
-}  // namespace
-}  // namespace cpuclass::policy
-
-namespace cpuclass::policy {
-namespace {
-
-// The shipped presets, against names captured from the real engines on Debian 12 (PostgreSQL
-// 15.18, Redis 7.0.15, RocksDB 7.8.3's db_bench, OpenJDK 17.0.15). The engine tier checks the
-// same against running engines.
-Policy preset(const std::string& name) {
-  const auto path = std::filesystem::path(CPUCLASS_SOURCE_DIR) / "packaging" / "presets" / name;
-  auto r = parsePolicy({{name, testing::readFile(path)}});
-  EXPECT_TRUE(r.policy) << formatDiagnostics(r.diagnostics);
-  return std::move(*r.policy);
 }
 
 std::string childClass(const Policy& p, const WorkerSpec* w, const std::string& comm, const std::string& title) {
