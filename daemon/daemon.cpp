@@ -127,8 +127,9 @@ class Loop {
     auto* self = static_cast<Loop*>(userdata);
     uint64_t next = usec + self->pollUsec();
     try {
+      const bool retitled = self->manager_.retitleNewChildren(std::chrono::microseconds(usec));
       const auto poll = self->manager_.pollStarvation(std::chrono::microseconds(usec));
-      if (poll.changed) self->publisher_.publish(self->manager_);
+      if (poll.changed || retitled) self->publisher_.publish(self->manager_);
       next = static_cast<uint64_t>(std::chrono::duration_cast<microseconds>(poll.next).count());
     } catch (const std::exception& e) {
       self->log_.error("starvation poll: {}", e.what());

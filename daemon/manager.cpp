@@ -54,6 +54,12 @@ constexpr size_t kUngatedGroupSize = 16;
 constexpr int kRecheckDivisor = 10;
 // Every this many periodic rescans, every thread is read again; in between only changed ones.
 constexpr uint64_t kFullRescanEvery = 5;
+// A forked server process retitles itself within milliseconds of its fork (a PostgreSQL backend
+// once its client is authenticated). Until the periodic rescan reads the new title it runs in
+// its worker's default class: a pg_dump's backend ran its COPY as foreground for most of each
+// 2 s rescan interval (docs/engines.md). So a new child is re-read at every starvation poll until
+// its title first changes, for this long at most.
+constexpr Nanos kNewChildTitleWatch = std::chrono::seconds(2);
 // The squeeze of idle class groups (squeezeIdleGroups): the CPU they may use per period while a
 // busy class group waits (the kernel's minimum quota), and how long it outlasts the last wait.
 constexpr std::chrono::microseconds kSqueezeQuota{1000};
@@ -168,8 +174,10 @@ void Manager::considerProcess(pid_t pid, std::string_view why) {
   // itself (a helper in the same systemd unit, say): process rules then decide its class.
   if (const auto parent = processes_.find(st->ppid); parent != processes_.end()) {
     const std::string owner = parent->second.worker;
-    (void)addProcess(pid, st->start_time, owner, true, std::move(facts),
-                     fmt::format("a child process of pid {} (worker {})", st->ppid, owner));
+    if (addProcess(pid, st->start_time, owner, true, std::move(facts),
+                   fmt::format("a child process of pid {} (worker {})", st->ppid, owner))) {
+      processes_[pid].parent = st->ppid;  // where it came from, for restore (recordOriginal)
+    }
     return;
   }
   const auto* worker = policy::matchWorker(policy_, facts);
@@ -234,15 +242,39 @@ void Manager::recheckSilentFacts() {
   // Child processes whose worker classifies them by title: a changed title reclassifies them
   // (a backend that becomes a parallel worker, an autovacuum worker).
   for (auto& [pid, p] : processes_) {
-    if (!p.child) continue;
-    const auto* spec = workerSpec(p.worker);
-    if (spec == nullptr || !policy::processRulesReadCmdline(*spec)) continue;
-    if (auto now = proc_.cmdline(pid); now && *now != p.facts.cmdline) {
-      log_.debug("pid {} of worker {}: its command line is now '{}'", pid, p.worker, *now);
-      p.facts.cmdline = std::move(*now);
-      markThreadsDirty(pid);
+    if (p.child && readsTitle(p)) retitled(pid, p);
+  }
+}
+
+bool Manager::readsTitle(const Process& p) const {
+  const auto* spec = workerSpec(p.worker);
+  return spec != nullptr && policy::processRulesReadCmdline(*spec);
+}
+
+bool Manager::retitled(pid_t pid, Process& p) {
+  auto now = proc_.cmdline(pid);
+  if (!now || *now == p.facts.cmdline) return false;
+  log_.debug("pid {} of worker {}: its command line is now '{}'", pid, p.worker, *now);
+  p.facts.cmdline = std::move(*now);
+  markThreadsDirty(pid);
+  return true;
+}
+
+bool Manager::retitleNewChildren(Nanos now) {
+  bool changed = false;
+  for (auto it = new_children_.begin(); it != new_children_.end();) {
+    const auto p = processes_.find(it->first);
+    if (p == processes_.end() || it->second <= now) {
+      it = new_children_.erase(it);
+    } else if (retitled(it->first, p->second)) {
+      changed = true;
+      it = new_children_.erase(it);
+    } else {
+      ++it;
     }
   }
+  if (changed) reconcile();
+  return changed;
 }
 
 Result<void> Manager::addProcess(pid_t pid, uint64_t start_time, std::string worker, bool child, policy::ProcessFacts facts,
@@ -261,6 +293,7 @@ Result<void> Manager::addProcess(pid_t pid, uint64_t start_time, std::string wor
   p.why = std::move(why);
   if (auto fd = cgroups::ProcFs::openPidfd(pid)) p.pidfd = std::move(*fd);
   log_.info("managing pid {} ({}): {}", pid, p.facts.comm, p.why);
+  if (child && readsTitle(p)) new_children_[pid] = Nanos(monotonicNs()) + kNewChildTitleWatch;
   processes_.emplace(pid, std::move(p));
   markThreadsDirty(pid);
   return {};
@@ -334,6 +367,7 @@ void Manager::forgetProcess(pid_t pid) {
   if (it == processes_.end()) return;
   const std::string base = it->second.base;
   processes_.erase(it);
+  new_children_.erase(pid);
   for (auto t = threads_.begin(); t != threads_.end();) {
     if (t->second.tgid == pid) {
       forgetBoostState(t->first);
@@ -615,16 +649,19 @@ void Manager::setScheduling(const std::vector<Action>& actions) {
 
 void Manager::recordOriginal(pid_t tid, pid_t tgid, const cgroups::ThreadFacts& facts) {
   // Threads inherit their creator's cgroups and policy (KERNEL_NOTES), so a thread first seen
-  // inside our tree was born there: its origin is its process's. The state file keeps origins
-  // across a crash; a thread with no known origin goes to the root on restore.
+  // inside our tree was born there: its origin is its process's, and a child process's main
+  // thread's (a PostgreSQL backend forked after the daemon placed the postmaster) is its parent
+  // process's. The state file keeps origins across a crash; a thread with no known origin goes
+  // to the root on restore.
   const auto group = tree_.controlGroupOf(facts.cgroups);
   const auto process = processes_.find(tgid);
   const bool born_inside = group && process != processes_.end() && group->starts_with(process->second.base + "/");
   Original o{facts.start_time, facts.policy, facts.nice, {}};
   if (born_inside) {
-    const auto main = originals_.find(tgid);
-    if (main != originals_.end() && tid != tgid) {
-      o = main->second;
+    const pid_t origin = tid != tgid ? tgid : process->second.parent;
+    const auto from = origin != 0 ? originals_.find(origin) : originals_.end();
+    if (from != originals_.end()) {
+      o = from->second;
       o.start_time = facts.start_time;
     } else {
       o.policy = cgroups::kSchedOther;
@@ -702,7 +739,7 @@ void Manager::restoreThread(pid_t tid) {
   const auto o = originals_.find(tid);
   if (o == originals_.end()) return;
   auto entries = cgroups::parseProcCgroup(o->second.cgroups);
-  const auto& where = entries ? *entries : rootEntries();
+  const auto& where = entries && !entries->empty() ? *entries : rootEntries();
   const auto t = threads_.find(tid);
   const auto p = t == threads_.end() ? processes_.end() : processes_.find(t->second.tgid);
   const std::string home = p == processes_.end() ? std::string() : p->second.base;

@@ -103,6 +103,10 @@ class Manager {
   // The wait ended: the holder's boost ends once nobody waits on it any more.
   Result<void> endWait(pid_t waiter, pid_t holder, Nanos now);
 
+  // New child processes whose class depends on their title, re-read until it first changes
+  // (called at every starvation poll). Whether a class changed.
+  bool retitleNewChildren(Nanos now);
+
   // The control API behind D-Bus. Errors: ESRCH (thread not managed, after an on-demand look at
   // its process), ENOENT (no such class).
   Result<void> setThreadClass(pid_t tid, const std::string& cls);
@@ -180,6 +184,7 @@ class Manager {
     UniqueFd pidfd;  // keeps naming this process across PID reuse
     int num_threads = 0;  // as the last rescan's stat read it (0: not read yet)
     std::string why;  // how it came to its worker, for `explain`
+    pid_t parent = 0;  // a child process's parent, managed when it was found
   };
   struct Unmatched {
     uint64_t start_time = 0;
@@ -219,6 +224,8 @@ class Manager {
   // Periodic: re-reads the command line and cgroup where a change could match a worker or
   // reclassify a child process (no kernel event reports those changes).
   void recheckSilentFacts();
+  bool readsTitle(const Process& p) const;  // its worker's process rules read a child's title
+  bool retitled(pid_t pid, Process& p);      // re-reads the title; whether it changed (threads marked)
   // The worker's spec: from the policy, or a registration.
   const policy::WorkerSpec* workerSpec(const std::string& name) const;
   // Finds tid among managed threads, looking at its process first if events have not yet.
@@ -272,6 +279,7 @@ class Manager {
   Originals originals_;
   bool originals_dirty_ = false;
   std::map<pid_t, Unmatched> unmatched_;  // processes no worker matched
+  std::map<pid_t, Nanos> new_children_;    // pid -> until when its title is re-read at each poll
   std::map<pid_t, pid_t> dirty_;         // tid -> tgid, to classify and place
   std::set<std::string> ensured_;        // groups created and configured under this policy
   std::set<std::string> pending_removal_;  // bases whose groups still hold exiting threads

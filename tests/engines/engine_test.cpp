@@ -208,6 +208,27 @@ TEST_F(EngineTest, PostgresqlProcessesLandInThePresetsClasses) {
   // Processes that appear later, and retitle themselves after their fork.
   EXPECT_GE(count(seen, titled("postgres: autovacuum worker")), 1u) << "no autovacuum worker lived long enough to check";
   EXPECT_GE(count(seen, titled("postgres: parallel worker")), 1u) << "no parallel worker lived long enough to check";
+
+  // A new backend is in its class once it has retitled itself (within milliseconds of its fork),
+  // not a rescan later: a backup's COPY must not run as foreground meanwhile.
+  ASSERT_EQ(sh(psql + "-c 'CREATE ROLE backup_offload SUPERUSER LOGIN'"), 0);
+  Background backup(as_pg + "psql -X -q -h " + sock + " -U backup_offload -c 'SELECT pg_sleep(2)' postgres" + quiet);
+  pid_t backend = 0;
+  ASSERT_TRUE(waitUntil([&] {
+    for (const auto& s : snapshot(postmaster)) {
+      if (s.title.starts_with("postgres: backup_offload")) backend = s.pid;
+    }
+    return backend != 0;
+  }, 5s));
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string offload = "/" + prefix_ + "/postgresql/offload";
+  ASSERT_TRUE(waitUntil([&] { return proc_->thread(backend, backend) &&
+                                     cgroups::cgroupPathOf(proc_->thread(backend, backend)->cgroups, "cpu") == offload; },
+                        2s));
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  std::printf("a new backup_offload backend was in offload %lld ms after it showed its title\n",
+              static_cast<long long>(took.count()));
+  EXPECT_LT(took, 100ms) << "the rescan interval here is 500 ms";
   EXPECT_EQ(problems(), "");
 }
 
