@@ -127,8 +127,13 @@ Result<Outcome> setThreadSched(pid_t tid, ThreadSched sched, bool realtime_is_ou
   attr.sched_nice = sched.nice;
   attr.sched_priority = static_cast<uint32_t>(sched.priority);
   // What the thread's owner set stays: reset-on-fork, and a custom slice (a zero runtime would
-  // reset it to the default; a real-time thread has none).
+  // reset it to the default; a real-time thread has none). Real-time we set comes with
+  // reset-on-fork, taken off again with it: a thread or process it starts is fair until placed
+  // (PostgreSQL's postmaster forks every backend: they were born SCHED_RR, and as real-time
+  // threads we did not make they were out of our reach).
   attr.sched_flags = current->sched_flags & kResetOnFork;
+  if (to_realtime) attr.sched_flags |= kResetOnFork;
+  if (was_realtime && !to_realtime) attr.sched_flags &= ~kResetOnFork;
   attr.sched_runtime = to_realtime ? 0 : customSlice(*current);
   if (::syscall(SYS_sched_setattr, tid, &attr, 0) != 0) {
     if (errno == ESRCH) return Outcome::kGone;

@@ -212,10 +212,13 @@ TEST_F(KernelTest, ARealtimeClassGetsABudgetAndItsThreadRunsRoundRobin) {
     ASSERT_TRUE(rr) << rr.error().message;
     EXPECT_EQ(*rr, Outcome::kDone);
     EXPECT_EQ(*readThreadSched(tid), (ThreadSched{kSchedRr, 0, 3}));
+    // What it starts, a thread or a process (a server's forked worker), begins fair.
+    EXPECT_EQ(::sched_getscheduler(tid), SCHED_RR | SCHED_RESET_ON_FORK);
     EXPECT_EQ(setThreadSched(tid, {kSchedOther, 0}), Outcome::kRealTime);  // not ours: left alone
     EXPECT_EQ(procPolicy(tid), kSchedRr);
     EXPECT_EQ(setThreadSched(tid, {kSchedOther, 0}, true), Outcome::kDone);
     EXPECT_EQ(*readThreadSched(tid), (ThreadSched{kSchedOther, 0, 0}));
+    EXPECT_EQ(::sched_getscheduler(tid), SCHED_OTHER);  // the flag went with the real-time policy
     ASSERT_TRUE(tree_->control().moveThread("", tid));
     if (tree_->accounting()) {
       ASSERT_TRUE(tree_->accounting()->moveThread("", tid));
