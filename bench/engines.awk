@@ -1,6 +1,6 @@
 # bench/engines' table: medians per engine and configuration, foreground ratios to `alone`.
 # Input: runs.tsv (engine, config, rep, fg_per_s, p50_ms, p99_ms, p999_ms, bg_done,
-# offload_done, daemon_cpu_pct). Variables: reps, seconds.
+# offload_done, daemon_cpu_pct). Variables: reps, seconds, configs (their order in the table).
 function median(key, col,    n, i, j, t, a) {
   n = split(vals[key, col], a, " ")
   for (i = 2; i <= n; ++i) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; --j) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
@@ -9,13 +9,17 @@ function median(key, col,    n, i, j, t, a) {
 NR == 1 { next }
 {
   key = $1 SUBSEP $2
-  if (!(key in seen)) { seen[key] = 1; order[++count] = key }
+  if (!(key in seen)) { seen[key] = 1; if (!($1 in engine_seen)) { engine_seen[$1] = 1; engines[++n_engines] = $1 } }
   for (c = 4; c <= 10; ++c) vals[key, c] = vals[key, c] " " $c
 }
 END {
   printf "Medians of %d repetitions, %d s measured each, 2 CPUs; fg = foreground, ratios to `alone`.\n\n", reps, seconds
   print "| engine | configuration | fg per s | fg p50 | fg p99 | fg p99.9 | fg per s / alone | p50 / alone | p99 / alone | p99.9 / alone | bg done | offload done | daemon CPU |"
   print "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  n_configs = split(configs, config_list, " ")
+  for (e = 1; e <= n_engines; ++e) for (c = 1; c <= n_configs; ++c) {
+    if ((engines[e] SUBSEP config_list[c]) in seen) order[++count] = engines[e] SUBSEP config_list[c]
+  }
   for (i = 1; i <= count; ++i) {
     split(order[i], k, SUBSEP)
     base = k[1] SUBSEP "alone"
