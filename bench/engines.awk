@@ -1,6 +1,6 @@
 # bench/engines' table: medians per engine and configuration, foreground ratios to `alone`.
 # Input: runs.tsv (engine, config, rep, fg_per_s, p50_ms, p99_ms, p999_ms, bg_done,
-# offload_done, daemon_cpu_pct). Variables: reps, seconds, configs (their order in the table).
+# offload_done, daemon_cpu_pct, fg_cpu_wait_us_per_op). Variables: reps, seconds, configs (their order in the table).
 function median(key, col,    n, i, j, t, a) {
   n = split(vals[key, col], a, " ")
   for (i = 2; i <= n; ++i) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; --j) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
@@ -10,12 +10,12 @@ NR == 1 { next }
 {
   key = $1 SUBSEP $2
   if (!(key in seen)) { seen[key] = 1; if (!($1 in engine_seen)) { engine_seen[$1] = 1; engines[++n_engines] = $1 } }
-  for (c = 4; c <= 10; ++c) vals[key, c] = vals[key, c] " " $c
+  for (c = 4; c <= 11; ++c) vals[key, c] = vals[key, c] " " $c
 }
 END {
   printf "Medians of %d repetitions, %d s measured each, 2 CPUs; fg = foreground, ratios to `alone`.\n\n", reps, seconds
-  print "| engine | configuration | fg per s | fg p50 | fg p99 | fg p99.9 | fg per s / alone | p50 / alone | p99 / alone | p99.9 / alone | bg done | offload done | daemon CPU |"
-  print "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  print "| engine | configuration | fg per s | fg p50 | fg p99 | fg p99.9 | fg per s / alone | p50 / alone | p99 / alone | p99.9 / alone | bg done | offload done | daemon CPU | fg CPU wait per op |"
+  print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   n_configs = split(configs, config_list, " ")
   for (e = 1; e <= n_engines; ++e) for (c = 1; c <= n_configs; ++c) {
     if ((engines[e] SUBSEP config_list[c]) in seen) order[++count] = engines[e] SUBSEP config_list[c]
@@ -32,8 +32,8 @@ END {
     bg = (k[2] == "alone") ? "—" : median(order[i], 8)
     off = (k[2] == "alone") ? "—" : median(order[i], 9)
     d = (k[2] ~ /^cpuclassd/) ? sprintf("%.2f%%", median(order[i], 10)) : "—"
-    printf "| %s | %s | %.0f | %.2f ms | %.2f ms | %.2f ms | %s | %s | %s | %s | %s | %s | %s |\n", k[1], k[2], tput, p50, p99, p999, ratio, r50, r99, r999, bg, off, d
+    printf "| %s | %s | %.0f | %.2f ms | %.2f ms | %.2f ms | %s | %s | %s | %s | %s | %s | %s | %.0f us |\n", k[1], k[2], tput, p50, p99, p999, ratio, r50, r99, r999, bg, off, d, median(order[i], 11)
   }
   print ""
-  print "bg done: PostgreSQL VACUUM FULL and CREATE INDEX statements finished; RocksDB MB compacted. offload done: backups (pg_dump | zstd) or zstd passes finished."
+  print "bg done: PostgreSQL VACUUM FULL and CREATE INDEX statements finished; RocksDB MB compacted. offload done: backups (pg_dump | zstd) or zstd passes finished. fg CPU wait per op: the foreground server threads' (PostgreSQL's 4 client backends, RocksDB's readers) time runnable but waiting for a CPU (schedstat run_delay), per operation: a mean, to hold against the latency."
 }

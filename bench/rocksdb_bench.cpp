@@ -21,6 +21,7 @@
 #include <rocksdb/statistics.h>
 #include <rocksdb/table.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -59,6 +60,14 @@ std::string value(std::mt19937_64& rng) {
   std::string v(kValueSize, 'v');
   for (size_t i = 0; i < kValueSize / 2; ++i) v[i] = static_cast<char>('a' + rng() % 26);
   return v;
+}
+
+// This thread's run_delay: nanoseconds spent runnable, waiting for a CPU (schedstat, field 2).
+uint64_t ownRunDelayNs() {
+  std::ifstream in("/proc/thread-self/schedstat");
+  uint64_t on_cpu = 0, waiting = 0;
+  in >> on_cpu >> waiting;
+  return waiting;
 }
 
 std::string arg(int argc, char** argv, const std::string& name, const std::string& fallback) {
@@ -130,6 +139,9 @@ int main(int argc, char** argv) {
   const int64_t start = nowNs() + 100'000'000;  // everyone starts together
   const int64_t end = start + int64_t{seconds} * 1'000'000'000L;
   std::vector<std::vector<uint32_t>> latencies(2);
+  // Each reader's time runnable but waiting for a CPU (schedstat's run_delay) over its run: how
+  // much of the latency is CPU wait rather than locks or I/O.
+  std::vector<uint64_t> run_delay_ns(2);
   std::vector<std::thread> threads;
   for (int r = 0; r < 2; ++r) {
     threads.emplace_back([&, r] {
@@ -137,11 +149,13 @@ int main(int argc, char** argv) {
       std::mt19937_64 my(static_cast<uint64_t>(r) + 1);
       std::exponential_distribution<double> gap(read_rate / 1e9);  // Poisson arrivals
       std::string out;
+      const uint64_t delay_before = ownRunDelayNs();
       for (int64_t at = start; at < end; at += static_cast<int64_t>(gap(my))) {
         sleepUntilNs(at);
         db->Get(rocksdb::ReadOptions(), key(my() % kKeys), &out);
         latencies[static_cast<size_t>(r)].push_back(static_cast<uint32_t>((nowNs() - at) / 1000));
       }
+      run_delay_ns[static_cast<size_t>(r)] = ownRunDelayNs() - delay_before;
     });
   }
   if (full) {
@@ -177,7 +191,8 @@ int main(int argc, char** argv) {
     for (const uint32_t us : l) out << us << '\n';
     reads += l.size();
   }
-  std::printf("reads %zu\ncompaction_mb %.1f\n", reads, mb);
+  const double wait_us = static_cast<double>(run_delay_ns[0] + run_delay_ns[1]) / 1000.0 / static_cast<double>(std::max<size_t>(reads, 1));
+  std::printf("reads %zu\ncompaction_mb %.1f\nfg_cpu_wait_us_per_op %.1f\n", reads, mb, wait_us);
   rocksdb::CancelAllBackgroundWork(db.get(), true);  // no waiting for compactions at exit
   return 0;
 }
