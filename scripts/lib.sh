@@ -10,10 +10,11 @@ CPUCLASS_BUILD_PACKAGES=(
 # The fuzz tier: clang's libFuzzer and sanitizer runtimes. The metrics tests: a real Prometheus.
 # The bus tier: a private dbus-daemon, busctl (systemd), setpriv (util-linux).
 CPUCLASS_TEST_PACKAGES=(clang libclang-rt-14-dev prometheus dbus-daemon systemd util-linux)
-# The engine tier and bench/engines: real servers from Debian's archive (their services are not
-# started on install: ensure_packages forbids it; the tests start their own).
+# The engine tier and bench/engines: real servers from Debian's archive, and librocksdb-dev for
+# bench/rocksdb_bench.cpp (their services are not started on install: ensure_packages forbids
+# it; the tests start their own).
 CPUCLASS_ENGINE_PACKAGES=(postgresql postgresql-contrib redis-server redis-tools rocksdb-tools mariadb-server mariadb-client
-  default-jdk-headless zstd)
+  default-jdk-headless zstd librocksdb-dev)
 # The Debian package and the system test's VM (qemu under TCG, an image made by mmdebstrap).
 # The demo and bench/compare: a private bus for libcpuclass, gnuplot for the plot.
 CPUCLASS_DEMO_PACKAGES=(dbus-daemon gnuplot-nox)
