@@ -1,5 +1,6 @@
 # Reads bench/compare's runs.tsv (config, rep, key=value...) and prints the markdown table of
-# medians; writes the plot's data to the file `dat` when set. Variables: reps, seconds, cpus.
+# medians; writes the plot's data to the file `dat` when set. Variables: reps, seconds, cpus,
+# spinners (--spinners-per-cpu, may be empty). Each tail percentile's ratio is to ideal's same one.
 function median(config, key,    n, i, j, v, t) {
   n = count[config, key]
   if (n == 0) return "nan"
@@ -9,9 +10,13 @@ function median(config, key,    n, i, j, v, t) {
 }
 function ms(x) { return x == "nan" ? "—" : sprintf("%.2f ms", x) }
 function pct(x) { return x == "nan" ? "—" : sprintf("%.1f%%", 100 * x) }
+function ratio(c, key,    v, i) {
+  v = median(c, key); i = median("ideal", key)
+  return v == "nan" || i == "nan" || i == 0 ? "—" : sprintf("%.2f×", v / i)
+}
 BEGIN {
   FS = "\t"
-  split("ideal no-daemon nice19 sched-idle cpuclassd cpuclassd-lib cpuclassd-runin cpuclassd-lib-runin cpuclassd-rt cpuclassd-lib-rt no-inversion offload-alone", order, " ")
+  split("ideal no-daemon nice19 sched-idle cpuclassd cpuclassd-before cpuclassd-lib cpuclassd-runin cpuclassd-lib-runin cpuclassd-slice cpuclassd-rt cpuclassd-lib-rt no-inversion offload-alone", order, " ")
 }
 {
   config = $1
@@ -24,10 +29,10 @@ BEGIN {
   }
 }
 END {
-  ideal = median("ideal", "fg_p99_ms")
-  printf "Medians of %d repetitions, %s s measured each, %d CPUs; shares are of the whole machine.\n\n", reps, seconds, cpus
-  print "| configuration | fg p50 | fg p99 | fg p99.9 | fg p99 / ideal | bg CPU | offload CPU | of it, bulk | awaited item p50 | awaited item p99 | helper done, p99 | new thread placed, p50 | daemon CPU |"
-  print "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  printf "Medians of %d repetitions, %s s measured each, %d CPUs%s; shares are of the whole machine; ÷ ideal: the same percentile's ratio to the ideal run's; p99.99 of ~%d requests per run is nearly their maximum.\n\n", reps, seconds, cpus,
+    spinners == "" ? "" : sprintf(", %d background and %d offload spinners per CPU", spinners, spinners), median("no-daemon", "fg_requests")
+  print "| configuration | fg p50 | fg p99 | ÷ ideal | fg p99.9 | ÷ ideal | fg p99.99 | ÷ ideal | bg CPU | idle CPU | offload CPU | of it, bulk | awaited item p50 | awaited item p99 | helper done, p99 | new thread placed, p50 | daemon CPU |"
+  print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   for (o = 1; o in order; o++) {
     c = order[o]
     if (!(c in seen)) continue
@@ -35,17 +40,18 @@ END {
     bg = c != "ideal" && c != "offload-alone"
     daemon = c ~ /cpuclassd|offload-alone|no-inversion/
     p99 = median(c, "fg_p99_ms")
-    ratio = fg || ideal == "nan" || ideal == 0 ? "—" : sprintf("%.2f×", p99 / ideal)
-    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c,
-      fg ? "—" : ms(median(c, "fg_p50_ms")), fg ? "—" : ms(p99), fg ? "—" : ms(median(c, "fg_p999_ms")), ratio,
-      bg ? pct(median(c, "bg_share")) : "—", c == "ideal" ? "—" : pct(median(c, "offload_share")),
+    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c,
+      fg ? "—" : ms(median(c, "fg_p50_ms")), fg ? "—" : ms(p99), fg ? "—" : ratio(c, "fg_p99_ms"),
+      fg ? "—" : ms(median(c, "fg_p999_ms")), fg ? "—" : ratio(c, "fg_p999_ms"),
+      fg ? "—" : ms(median(c, "fg_p9999_ms")), fg ? "—" : ratio(c, "fg_p9999_ms"),
+      bg ? pct(median(c, "bg_share")) : "—", pct(median(c, "idle_share")), c == "ideal" ? "—" : pct(median(c, "offload_share")),
       c == "ideal" ? "—" : pct(median(c, "offload_bulk_share")),
       bg ? ms(median(c, "inv_p50_ms")) : "—", bg ? ms(median(c, "inv_p99_ms")) : "—", bg ? ms(median(c, "inv_done_p99_ms")) : "—",
       daemon && !fg ? ms(median(c, "placement_p50_ms")) : "—", daemon ? pct(median(c, "daemon_cpu")) : "—"
     if (dat != "") {
-      printf "%s %s %s %s %s %s\n", c, fg ? 0 : p99, bg ? median(c, "inv_p99_ms") : 0,
+      printf "%s %s %s %s %s %s %s\n", c, fg ? 0 : p99, bg ? median(c, "inv_p99_ms") : 0,
         c == "ideal" ? 0 : 100 * median(c, "offload_share"), bg ? 100 * median(c, "bg_share") : 0,
-        c == "ideal" ? 0 : 100 * median(c, "offload_bulk_share") > dat
+        c == "ideal" ? 0 : 100 * median(c, "offload_bulk_share"), fg ? 0 : median(c, "fg_p999_ms") > dat
     }
   }
 }

@@ -1,4 +1,4 @@
-# bench/compare's plot: fg p99 and awaited-item p99 (ms, log scale) and CPU shares per configuration.
+# bench/compare's plot: fg p99 and p99.9 and awaited-item p99 (ms, log scale) and CPU shares per configuration.
 # Usage: gnuplot -e "data='plot.dat'; out='plot.png'" compare.gnuplot
 set terminal pngcairo size 1200,500 font ",10"
 set output out
@@ -11,7 +11,7 @@ set key top left noenhanced
 set logscale y
 set ylabel "ms"
 set title "Latency p99 (lower is better)"
-plot data using 2:xtic(1) title "foreground request p99", '' using 3 title "awaited offload item p99"
+plot data using 2:xtic(1) title "foreground request p99", '' using 7 title "foreground request p99.9", '' using 3 title "awaited offload item p99"
 unset logscale y
 set yrange [0:100]
 set ylabel "% of the machine"

@@ -12,14 +12,21 @@
 //   fg-conn-N     a short-lived foreground thread started every 250 ms by bg-accept: time until
 //                 the kernel shows it in its class group (placement latency; --expect-group).
 // Options (all optional): --seconds=S (measured, after 1 s warm-up) --fg=N --rate=R (requests/s
-// per fg thread) --service-us=U --bg=N --offload=N --await-ms=A
+// per fg thread) --service-us=U --bg=N --offload=N --await-ms=A --spinners-per-cpu=K (bg and
+// offload K per CPU each, instead of --bg/--offload) --fg-slice-us=U (fg threads ask the kernel
+// for a U us EEVDF slice themselves, Linux 6.12+) --cgroup=DIR (creates DIR, marks it delegated
+// with the user.delegate xattr and moves this process into it first: a worker cgroup on a pure
+// v2 host without systemd)
 // --self=nice19|idle (bg and offload threads set it themselves, like ananicy / TuneD rules do
 // from outside) --libcpuclass (threads tag themselves and waits are reported through
 // libcpuclass) --expect-group (measure placement) --tag=T (for the policy's cmdline match).
-// Prints one line of key=value results.
+// Prints one line of key=value results; idle_share is the machine's idle CPU time over the
+// measured seconds (/proc/stat), which tells offload CPU that was really idle from leakage.
 #include <pthread.h>
 #include <sched.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +43,7 @@
 #include <vector>
 
 #include "bench/bench_support.h"
+#include "cgroups/sched.h"
 #include "cpuclass.h"
 
 using namespace std::chrono;
@@ -50,7 +58,9 @@ struct Options {
   double rate = 150;  // per fg thread
   int service_us = 1000;
   int await_ms = 20;
+  int fg_slice_us = 0;  // 0: the kernel's default slice
   std::string self;  // "", nice19, idle
+  std::string cgroup;  // a delegated cgroup to run in (pure v2 without systemd)
   bool lib = false, expect_group = false;
 };
 
@@ -67,6 +77,9 @@ Options parse(int argc, char** argv) {
     else if (key == "--rate") o.rate = std::atof(value.c_str());
     else if (key == "--service-us") o.service_us = std::atoi(value.c_str());
     else if (key == "--await-ms") o.await_ms = std::atoi(value.c_str());
+    else if (key == "--spinners-per-cpu") o.bg = o.offload = std::atoi(value.c_str()) * static_cast<int>(std::thread::hardware_concurrency());
+    else if (key == "--fg-slice-us") o.fg_slice_us = std::atoi(value.c_str());
+    else if (key == "--cgroup") o.cgroup = value;
     else if (key == "--self") o.self = value;
     else if (key == "--libcpuclass") o.lib = true;
     else if (key == "--expect-group") o.expect_group = true;
@@ -94,6 +107,7 @@ class Loadgen {
   explicit Loadgen(Options o) : o_(std::move(o)) {}
 
   void run() {
+    if (!o_.cgroup.empty()) joinDelegatedCgroup(o_.cgroup);
     if (o_.lib && cpuclass_open(&client_) < 0) {
       std::fprintf(stderr, "cpuclass-loadgen: cannot reach cpuclassd over D-Bus\n");
       std::exit(1);
@@ -109,6 +123,12 @@ class Loadgen {
     for (int i = 0; i < o_.bg; ++i) threads_.emplace_back([this, i] { background(i); });
     for (int i = 0; i < o_.offload; ++i) threads_.emplace_back([this, i] { offloadBulk(i); });
     if (o_.expect_group) threads_.emplace_back([this] { spawnConnections(); });
+    std::this_thread::sleep_until(measure_from_);
+    const auto idle_at_start = idleJiffies();
+    std::this_thread::sleep_until(end_);
+    const auto idle_at_end = idleJiffies();
+    idle_share_ = static_cast<double>(idle_at_end.first - idle_at_start.first) /
+                  static_cast<double>(std::max<uint64_t>(1, idle_at_end.second - idle_at_start.second));
     for (auto& t : threads_) t.join();
     report();
     cpuclass_close(client_);
@@ -127,10 +147,36 @@ class Loadgen {
     if (o_.lib) (void)cpuclass_set_thread_class(client_, 0, cls);
   }
 
+  static void joinDelegatedCgroup(const std::string& dir) {
+    const auto die = [&](const char* what) {
+      std::fprintf(stderr, "cpuclass-loadgen: %s %s: %s\n", what, dir.c_str(), std::strerror(errno));
+      std::exit(1);
+    };
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) die("cannot create");
+    if (::setxattr(dir.c_str(), "user.delegate", "1", 1, 0) != 0) die("cannot mark delegated");
+    FILE* procs = std::fopen((dir + "/cgroup.procs").c_str(), "w");
+    if (procs == nullptr || std::fprintf(procs, "%d\n", ::getpid()) < 0 || std::fclose(procs) != 0) die("cannot join");
+  }
+
+  // (idle + iowait, all) jiffies of the whole machine from /proc/stat's first line.
+  static std::pair<uint64_t, uint64_t> idleJiffies() {
+    const std::string stat = cpuclass::bench::slurp("/proc/stat");
+    std::istringstream in(stat.substr(0, stat.find('\n')));
+    std::string cpu;
+    in >> cpu;
+    uint64_t idle = 0, all = 0, v = 0;
+    for (int i = 0; in >> v; ++i) {
+      if (i == 3 || i == 4) idle += v;  // idle, iowait
+      if (i < 8) all += v;              // guest time is already in user
+    }
+    return {idle, all};
+  }
+
   bool measuring(steady_clock::time_point t) const { return t >= measure_from_ && t < end_; }
 
   void foreground(int i) {
     become("fg-req-" + std::to_string(i), "foreground", false);
+    if (o_.fg_slice_us > 0) (void)cpuclass::cgroups::setThreadSlice(0, microseconds(o_.fg_slice_us));
     std::mt19937_64 rng(static_cast<uint64_t>(i) * 7919 + 1);
     std::exponential_distribution<double> gap(o_.rate);
     std::vector<double> lat;
@@ -254,12 +300,12 @@ class Loadgen {
 
   void report() {
     const double machine_ns = o_.seconds * 1e9 * static_cast<double>(std::thread::hardware_concurrency());
-    std::printf("fg_p50_ms=%.3f fg_p99_ms=%.3f fg_p999_ms=%.3f fg_requests=%zu bg_share=%.4f bg_units=%llu "
-                "offload_share=%.4f offload_bulk_share=%.4f inv_p50_ms=%.3f inv_p99_ms=%.3f inv_done_p99_ms=%.3f inv_items=%zu placement_p50_ms=%.3f "
+    std::printf("fg_p50_ms=%.3f fg_p99_ms=%.3f fg_p999_ms=%.3f fg_p9999_ms=%.3f fg_requests=%zu bg_share=%.4f bg_units=%llu "
+                "idle_share=%.4f offload_share=%.4f offload_bulk_share=%.4f inv_p50_ms=%.3f inv_p99_ms=%.3f inv_done_p99_ms=%.3f inv_items=%zu placement_p50_ms=%.3f "
                 "placement_max_ms=%.3f placed=%zu/%d\n",
                 percentile(fg_latency_, 0.5), percentile(fg_latency_, 0.99), percentile(fg_latency_, 0.999),
-                fg_latency_.size(), static_cast<double>(bg_cpu_ns_) / machine_ns,
-                static_cast<unsigned long long>(bg_units_), static_cast<double>(offload_cpu_ns_ + offload_bulk_cpu_ns_) / machine_ns,
+                percentile(fg_latency_, 0.9999), fg_latency_.size(), static_cast<double>(bg_cpu_ns_) / machine_ns,
+                static_cast<unsigned long long>(bg_units_), idle_share_, static_cast<double>(offload_cpu_ns_ + offload_bulk_cpu_ns_) / machine_ns,
                 static_cast<double>(offload_bulk_cpu_ns_) / machine_ns,
                 percentile(inversion_, 0.5), percentile(inversion_, 0.99), percentile(item_finished_, 0.99), inversion_.size(),
                 percentile(placement_, 0.5), placement_.empty() ? 0.0 : *std::max_element(placement_.begin(), placement_.end()),
@@ -282,6 +328,7 @@ class Loadgen {
   uint64_t bg_cpu_ns_ = 0, bg_units_ = 0;
   uint64_t offload_cpu_ns_ = 0, offload_bulk_cpu_ns_ = 0;  // the helper's (awaited items), the bulk threads'
   int connections_ = 0;
+  double idle_share_ = 0;
 };
 
 }  // namespace

@@ -97,6 +97,12 @@ Result<std::chrono::nanoseconds> readThreadSlice(pid_t tid) {
   return std::chrono::nanoseconds(attr->sched_runtime);
 }
 
+Result<std::chrono::nanoseconds> readCustomSlice(pid_t tid) {
+  auto attr = getAttr(tid);
+  if (!attr) return tl::unexpected(attr.error());
+  return std::chrono::nanoseconds(customSlice(*attr));
+}
+
 Result<Outcome> setThreadSched(pid_t tid, ThreadSched sched, bool realtime_is_ours) {
   const bool to_realtime = sched.policy == kSchedRr;
   if (sched.policy != kSchedOther && sched.policy != kSchedBatch && sched.policy != kSchedIdle && !to_realtime) {
@@ -111,8 +117,11 @@ Result<Outcome> setThreadSched(pid_t tid, ThreadSched sched, bool realtime_is_ou
   if (!current) return isGone(current.error()) ? Result<Outcome>(Outcome::kGone) : tl::unexpected(current.error());
   const bool was_realtime = isRealtimePolicy(static_cast<int>(current->sched_policy));
   if (was_realtime && !realtime_is_ours) return Outcome::kRealTime;
+  // A real-time thread has no slice; a fair one keeps the one it has unless told otherwise.
+  const uint64_t slice_now = customSlice(*current);
+  const uint64_t slice = to_realtime ? 0 : sched.slice ? static_cast<uint64_t>(sched.slice->count()) : slice_now;
   const bool same_policy = static_cast<int>(current->sched_policy) == sched.policy &&
-                           static_cast<int>(current->sched_priority) == sched.priority;
+                           static_cast<int>(current->sched_priority) == sched.priority && (to_realtime || slice == slice_now);
   if (same_policy && current->sched_nice == sched.nice) return Outcome::kDone;
   // sched_setattr applies sched_nice to SCHED_OTHER/BATCH only; for SCHED_IDLE (and RR) the
   // kernel keeps the old nice, so nice goes first through setpriority(2), which is per thread.
@@ -126,15 +135,15 @@ Result<Outcome> setThreadSched(pid_t tid, ThreadSched sched, bool realtime_is_ou
   attr.sched_policy = static_cast<uint32_t>(sched.policy);
   attr.sched_nice = sched.nice;
   attr.sched_priority = static_cast<uint32_t>(sched.priority);
-  // What the thread's owner set stays: reset-on-fork, and a custom slice (a zero runtime would
-  // reset it to the default; a real-time thread has none). Real-time we set comes with
+  // What the thread's owner set stays: reset-on-fork, and a custom slice unless `sched` has one
+  // (a zero runtime resets it to the default; a real-time thread has none). Real-time we set comes with
   // reset-on-fork, taken off again with it: a thread or process it starts is fair until placed
   // (PostgreSQL's postmaster forks every backend: they were born SCHED_RR, and as real-time
   // threads we did not make they were out of our reach).
   attr.sched_flags = current->sched_flags & kResetOnFork;
   if (to_realtime) attr.sched_flags |= kResetOnFork;
   if (was_realtime && !to_realtime) attr.sched_flags &= ~kResetOnFork;
-  attr.sched_runtime = to_realtime ? 0 : customSlice(*current);
+  attr.sched_runtime = slice;
   if (::syscall(SYS_sched_setattr, tid, &attr, 0) != 0) {
     if (errno == ESRCH) return Outcome::kGone;
     // EPERM for RR: RT group scheduling and a group without a real-time budget (v1

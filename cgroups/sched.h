@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <optional>
 #include <string_view>
 
 #include "base/error.h"
@@ -15,6 +16,9 @@ struct ThreadSched {
   int policy = 0;  // kernel number: kSchedOther, kSchedBatch, kSchedIdle, kSchedRr, ...
   int nice = 0;
   int priority = 0;  // SCHED_FIFO/RR priority 1..99; 0 for the others
+  // A fair thread's custom EEVDF slice (Linux 6.12+): set to this, zero being the kernel's
+  // default. Unset: whatever the thread has stays (its owner may have chosen one).
+  std::optional<std::chrono::nanoseconds> slice;
   bool operator==(const ThreadSched&) const = default;
 };
 
@@ -35,6 +39,8 @@ Result<Outcome> setThreadSched(pid_t tid, ThreadSched sched, bool realtime_is_ou
 Result<bool> setThreadSlice(pid_t tid, std::chrono::nanoseconds slice);
 // The slice of a fair-class thread as the kernel reports it (Linux 6.12+; zero before).
 Result<std::chrono::nanoseconds> readThreadSlice(pid_t tid);
+// Its custom slice: zero when it runs with the kernel's default (or is real-time).
+Result<std::chrono::nanoseconds> readCustomSlice(pid_t tid);
 
 std::string_view schedPolicyName(int policy);
 

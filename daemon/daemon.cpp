@@ -235,7 +235,8 @@ int runDaemon(const Options& options, Logger& log) {
     return 1;
   }
   log.setLevel(loaded.policy->daemon.log_level);
-  if (auto sliced = cgroups::setThreadSlice(0, kOwnSlice); !sliced) {
+  const auto sliced = cgroups::setThreadSlice(0, kOwnSlice);
+  if (!sliced) {
     log.warning("cannot shorten the daemon's own slice: {}", sliced.error().message);
   } else {
     log.debug("own slice {}us: {}", kOwnSlice.count(), *sliced ? "yes" : "not supported by this kernel");
@@ -279,6 +280,7 @@ int runDaemon(const Options& options, Logger& log) {
 
   // Subscribed before the first scan, so no thread created in between is missed.
   Manager manager(std::move(*loaded.policy), std::move(*tree), std::move(*proc), StateFile(options.state_dir + "/state"), log);
+  manager.kernel_has_slices = sliced && *sliced;
   Loop loop(options, log, manager, publisher, std::move(connector));
   if (auto r = loop.setUp(); !r) return log.error("{}", r.error().message), 1;
   std::unique_ptr<SystemdUnits> systemd;

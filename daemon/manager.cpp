@@ -574,7 +574,7 @@ void Manager::reconcile() {
     const int priority = realtime_held_back_.contains(t.class_group) ? 0 : spec->realtime;
     ThreadTarget target{base + "/" + (boost_moves ? kBoostGroup : host->name),
                         priority > 0 ? cgroups::kSchedRr : kernelPolicy(boost ? spec->boost->sched : spec->sched), nice,
-                        priority, t.class_group};
+                        priority, sliceFor(*spec, t, priority > 0), t.class_group};
     const bool first_look = t.policy == -1;
     t.comm = facts->comm;
     t.policy = target.policy;
@@ -595,6 +595,8 @@ void Manager::reconcile() {
     PlanItem item{tid, std::move(target),
                   {observed_group, tree_.accountingGroupOf(facts->cgroups), facts->policy, facts->nice,
                    facts->rt_priority, facts->realtime, facts->realtime && t.realtime_ours}};
+    // The slice is not in /proc: asked only where one is to be held.
+    if (item.target.slice) item.observed.slice = cgroups::readCustomSlice(tid).value_or(Nanos(0));
     // Born in its target group (threads inherit their creator's): in place without a move.
     if (item.observed.group == item.target.group) t.applied_group = item.target.group;
     items.push_back(std::move(item));
@@ -629,7 +631,7 @@ void Manager::setScheduling(const std::vector<Action>& actions) {
     if (a.kind != Action::Kind::kSetSched) continue;
     const auto t = threads_.find(a.tid);
     const bool ours = t != threads_.end() && t->second.realtime_ours;
-    auto r = cgroups::setThreadSched(a.tid, {a.target.policy, a.target.nice, a.target.priority}, ours);
+    auto r = cgroups::setThreadSched(a.tid, {a.target.policy, a.target.nice, a.target.priority, a.target.slice}, ours);
     if (!r) {
       countFailure(r.error(), "set scheduling");
     } else if (*r == Outcome::kGone) {
@@ -638,6 +640,7 @@ void Manager::setScheduling(const std::vector<Action>& actions) {
       ++stats_.sched_changes;
       if (t == threads_.end()) continue;
       t->second.realtime_ours = a.target.priority > 0;
+      if (a.target.slice) t->second.slice_ours = a.target.slice->count() > 0;
       if (t->second.sched_drifted) {
         t->second.sched_drifted = false;
         ++stats_.drift_corrections;
@@ -645,6 +648,20 @@ void Manager::setScheduling(const std::vector<Action>& actions) {
       }
     }
   }
+}
+
+// The class's slice for a fair thread, the default back for one that had ours, else nothing: a
+// slice its owner chose stays.
+std::optional<Nanos> Manager::sliceFor(const policy::ClassSpec& spec, const Thread& t, bool realtime) {
+  if (spec.slice.count() > 0 && !kernel_has_slices) {
+    if (!std::exchange(slice_ignored_said_, true)) {
+      log_.notice("class {} has a slice, but this kernel has no custom EEVDF slices (Linux 6.12+): ignored", spec.name);
+    }
+    return std::nullopt;
+  }
+  if (realtime || !kernel_has_slices) return std::nullopt;
+  if (spec.slice.count() > 0) return spec.slice;
+  return t.slice_ours ? std::optional(Nanos(0)) : std::nullopt;
 }
 
 void Manager::recordOriginal(pid_t tid, pid_t tgid, const cgroups::ThreadFacts& facts) {
@@ -748,7 +765,9 @@ void Manager::restoreThread(pid_t tid) {
   // made it real-time if anyone did: its origin was not.
   if (!cgroups::isRealtimePolicy(o->second.policy)) {
     const bool ours = t == threads_.end() || t->second.realtime_ours;
-    if (auto r = cgroups::setThreadSched(tid, {o->second.policy, o->second.nice}, ours); !r) {
+    const bool slice_ours = t != threads_.end() && t->second.slice_ours;
+    const auto slice = slice_ours ? std::optional(Nanos(0)) : std::nullopt;
+    if (auto r = cgroups::setThreadSched(tid, {o->second.policy, o->second.nice, 0, slice}, ours); !r) {
       countFailure(r.error(), "restore scheduling of tid " + std::to_string(tid));
     } else if (t != threads_.end() && *r == Outcome::kDone) {
       t->second.realtime_ours = false;

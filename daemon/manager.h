@@ -164,6 +164,9 @@ class Manager {
   // v2: asked when the delegation xattr is not visible (reading trusted.* needs CAP_SYS_ADMIN):
   // whether the unit of `pid` delegates its cgroup. Unset: the xattr alone decides.
   std::function<Result<bool>(pid_t pid)> unit_delegates;
+  // Whether the kernel takes custom EEVDF slices (Linux 6.12+; the daemon tries its own at
+  // start). Without, a class's `slice` is ignored and said so once.
+  bool kernel_has_slices = true;
 
   const Stats& stats() const { return stats_; }
   Stats& mutableStats() { return stats_; }
@@ -210,6 +213,7 @@ class Manager {
     int nice = 0;
     int priority = 0;
     bool realtime_ours = false;  // we made it SCHED_RR (a realtime class): ours to change back
+    bool slice_ours = false;     // we gave it its class's custom slice: ours to reset
     bool sched_drifted = false;  // someone else changed its policy or nice: counted once put back
   };
 
@@ -241,6 +245,7 @@ class Manager {
   bool drifted(pid_t tid, Thread& t);  // its stat differs from its last reconcile (or is unreadable)
   void reconcile();
   void recordOriginal(pid_t tid, pid_t tgid, const cgroups::ThreadFacts& facts);
+  std::optional<Nanos> sliceFor(const policy::ClassSpec& spec, const Thread& t, bool realtime);
   void setScheduling(const std::vector<Action>& actions);
   void placeBatch(const std::string& group, const std::string& accounting_class, const std::vector<pid_t>& tids,
                   cgroups::CpuSettings settings);
@@ -301,6 +306,7 @@ class Manager {
   bool boostable_stale_ = true;      // rebuilt from threads_ when classes or threads changed
   bool boosts_move_ = false;         // some boostable thread's class has a group of its own
   bool moves_fast_failed_ = false;   // keepMovesFast failed once: warned, not tried again
+  bool slice_ignored_said_ = false;  // "no custom slices on this kernel", said once
   std::optional<cgroups::MoveKeeper> move_keeper_;  // opened at the first keepMovesFast
   struct Sweep {
     pid_t cursor = 0;  // where the group's next sweep starts

@@ -11,7 +11,8 @@ Plan plan(const std::vector<PlanItem>& items) {
       continue;
     }
     const bool sched_off = item.observed.policy != item.target.policy || item.observed.nice != item.target.nice ||
-                           item.observed.priority != item.target.priority;
+                           item.observed.priority != item.target.priority ||
+                           (item.target.slice && *item.target.slice != item.observed.slice);
     if (sched_off && item.observed.realtime && item.target.priority == 0) {
       out.before_moves.push_back({Action::Kind::kSetSched, item.tid, item.target});
     } else if (sched_off) {

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,6 +16,8 @@ struct ThreadTarget {
   int policy = 0;     // kernel policy number
   int nice = 0;
   int priority = 0;   // SCHED_RR priority; 0 for fair policies
+  // A custom EEVDF slice to hold it to (zero: the kernel's default); unset: not ours to set.
+  std::optional<std::chrono::nanoseconds> slice;
   // The accounting mirror's group (v1/hybrid), "<base>/<class>": differs from `group` for a
   // class that runs in another's group, and for boosts. Empty: no mirror to keep.
   std::string accounting_group;
@@ -29,6 +32,7 @@ struct ThreadObservation {
   int priority = 0;
   bool realtime = false;       // SCHED_FIFO/RR/DEADLINE now
   bool realtime_ours = false;  // and the daemon made it so (a realtime class): it may change it
+  std::chrono::nanoseconds slice{0};  // its custom slice; read only where the target has one
 };
 
 struct PlanItem {

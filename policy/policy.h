@@ -50,6 +50,10 @@ struct ClassSpec {
   bool squeeze = true;        // idle groups only: capped while a non-idle class group waits for CPU
   ThreadSched sched = ThreadSched::kOther;
   int nice = 0;
+  // A custom EEVDF slice for its fair threads (Linux 6.12+; older kernels: ignored, said once).
+  // Shorter than the default (~3 ms), a waking thread preempts a CPU hog at once instead of at
+  // the hog's slice end (docs/boosting.md, "Round 10"). Zero: the kernel's default.
+  std::chrono::microseconds slice{0};
   // 1..99: the threads run SCHED_RR at this priority, ahead of every fair thread wherever they
   // wake (the kernel's fair wake-up placement stops looking for a free CPU on a busy machine;
   // docs/boosting.md, "Round 9"). 0: off. `sched` and `nice` then apply only while the guard

@@ -17,6 +17,8 @@
 namespace cpuclass::policy {
 namespace {
 
+using std::chrono::duration_cast;
+using std::chrono::microseconds;
 using std::chrono::milliseconds;
 
 const std::regex kClassName("[a-z][a-z0-9_-]{0,31}");
@@ -219,24 +221,34 @@ class Builder {
     return std::nullopt;
   }
 
+  // "100us", "10ms", "2s", "1m"; microseconds only where `lo` is finer than a millisecond.
+  static std::optional<microseconds> parseDuration(const std::string& s) {
+    int64_t n = 0;
+    const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+    const std::string_view unit(ptr, static_cast<size_t>(s.data() + s.size() - ptr));
+    if (ec != std::errc() || n < 0) return std::nullopt;
+    if (unit == "us") return microseconds(n);
+    if (unit == "ms") return milliseconds(n);
+    if (unit == "s") return milliseconds(n * 1000);
+    if (unit == "m") return milliseconds(n * 60000);
+    return std::nullopt;
+  }
+
+  std::optional<microseconds> readMicros(const std::string& key, const YAML::Node& k, const YAML::Node& v,
+                                         microseconds lo, microseconds hi) {
+    const auto d = v.IsScalar() ? parseDuration(v.Scalar()) : std::nullopt;
+    const bool whole_ms = lo.count() % 1000 == 0;
+    if (d && *d >= lo && *d <= hi && (!whole_ms || d->count() % 1000 == 0)) return d;
+    const auto show = [](microseconds x) { return x.count() % 1000 ? std::to_string(x.count()) + "us" : showDuration(duration_cast<milliseconds>(x)); };
+    error(at(k, v), key + " must be a duration like " + (whole_ms ? "10ms, 2s or 1m" : "100us or 1ms") + ", in " + show(lo) +
+                        ".." + show(hi) + ", got " + shown(v));
+    return std::nullopt;
+  }
+
   std::optional<milliseconds> readDuration(const std::string& key, const YAML::Node& k, const YAML::Node& v,
                                            milliseconds lo, milliseconds hi) {
-    if (v.IsScalar()) {
-      const auto& s = v.Scalar();
-      int64_t n = 0;
-      const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-      const std::string_view unit(ptr, static_cast<size_t>(s.data() + s.size() - ptr));
-      std::optional<milliseconds> d;
-      if (ec == std::errc() && n >= 0) {
-        if (unit == "ms") d = milliseconds(n);
-        if (unit == "s") d = milliseconds(n * 1000);
-        if (unit == "m") d = milliseconds(n * 60000);
-      }
-      if (d && *d >= lo && *d <= hi) return d;
-    }
-    error(at(k, v), key + " must be a duration like 10ms, 2s or 1m, in " + showDuration(lo) + ".." + showDuration(hi) +
-                        ", got " + shown(v));
-    return std::nullopt;
+    const auto d = readMicros(key, k, v, lo, hi);
+    return d ? std::optional(duration_cast<milliseconds>(*d)) : std::nullopt;
   }
 
   std::optional<Pattern> readPattern(const std::string& key, const YAML::Node& k, const YAML::Node& v) {
@@ -343,7 +355,7 @@ class Builder {
       c.where = at(kk);
       if (vv.IsNull()) return;
       if (!expectMap("class " + name, kk, vv)) return;
-      visitMap(vv, {"cpu_weight", "idle", "squeeze", "sched", "nice", "realtime", "realtime_limit", "boost", "run_in"}, [&](const std::string& key, const YAML::Node& k3, const YAML::Node& v3) {
+      visitMap(vv, {"cpu_weight", "idle", "squeeze", "sched", "nice", "slice", "realtime", "realtime_limit", "boost", "run_in"}, [&](const std::string& key, const YAML::Node& k3, const YAML::Node& v3) {
         if (key == "cpu_weight") {
           if (auto x = readInt(key, k3, v3, 1, 10000)) c.cpu_weight = static_cast<uint32_t>(*x);
         } else if (key == "idle") {
@@ -354,6 +366,13 @@ class Builder {
           if (auto x = readSched(key, k3, v3)) c.sched = *x;
         } else if (key == "nice") {
           if (auto x = readInt(key, k3, v3, -20, 19)) c.nice = static_cast<int>(*x);
+        } else if (key == "slice") {
+          // The kernel clamps a custom slice to 0.1..100 ms; null: back to the default.
+          if (v3.IsNull()) {
+            c.slice = microseconds(0);
+          } else if (auto x = readMicros(key, k3, v3, microseconds(100), milliseconds(100))) {
+            c.slice = *x;
+          }
         } else if (key == "realtime") {
           if (auto x = readInt(key + " (SCHED_RR priority, 0: off)", k3, v3, 0, 99)) {
             c.realtime = static_cast<int>(*x);

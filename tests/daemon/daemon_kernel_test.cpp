@@ -443,6 +443,28 @@ TEST_F(DaemonTest, TheLoopRunsWithAShortSlice) {
   EXPECT_EQ(cgroups::readThreadSlice(daemon_->pid()), std::chrono::nanoseconds(100us));
 }
 
+// A class's slice is held on its fair threads and handed back (the kernel's default) when they
+// leave the class at a reload, and at stop (docs/boosting.md, "Round 10").
+TEST_F(DaemonTest, AClassSliceIsHeldAndHandedBack) {
+  if (cgroups::readThreadSlice(0).value_or(0ns) == 0ns) GTEST_SKIP() << "this kernel has no custom slices (Linux 6.12+)";
+  const std::string sliced = "background: {sched: batch, nice: 5}, foreground: {slice: 200us}";
+  writePolicy("bg-.*", "", sliced);
+  const pid_t req = spawn("req-1"), bg = spawn("bg-1");
+  const auto slice = [](pid_t tid) { return cgroups::readCustomSlice(tid).value_or(-1ns); };
+  startDaemon();
+  EXPECT_EQ(slice(req), 200us) << daemonLog();
+  EXPECT_EQ(slice(bg), 0ns);
+  writePolicy("req-.*", "", sliced);  // req goes to background, which has no slice
+  daemon_->signal(SIGHUP);
+  EXPECT_TRUE(waitUntil([&] { return placedAs(req, "background") && slice(req) == 0ns; }, 5s)) << daemonLog();
+  writePolicy("bg-.*", "", sliced);
+  daemon_->signal(SIGHUP);
+  EXPECT_TRUE(waitUntil([&] { return slice(req) == 200us; }, 5s)) << daemonLog();
+  stopDaemon();
+  EXPECT_EQ(slice(req), 0ns);
+  EXPECT_EQ(problems(), "");
+}
+
 TEST_F(DaemonTest, GroupsOfAnExitedWorkerAreRemoved) {
   spawn("bg-1");
   startDaemon();

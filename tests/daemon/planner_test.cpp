@@ -54,5 +54,21 @@ TEST(Planner, OurRealtimeThreadGoesFairBeforeItsMoveAndRealtimeAfter) {
   EXPECT_TRUE(plan({item(1, "w/fg", kSchedRr, 7, "w/fg", kSchedRr, 7, true)}).actions.empty());
 }
 
+// A slice in the target is held (set when it differs, left when equal); none leaves the thread's.
+TEST(Planner, ASliceIsSetWhereTheTargetHasOneAndDiffers) {
+  using std::chrono::microseconds;
+  auto wants = item(1, "w/fg", kSchedOther, 0, "w/fg", kSchedOther, 0, false);
+  wants.target.slice = microseconds(100);
+  ASSERT_EQ(plan({wants}).actions.size(), 1u);
+  EXPECT_EQ(plan({wants}).actions[0].kind, Action::Kind::kSetSched);
+  wants.observed.slice = microseconds(100);
+  EXPECT_TRUE(plan({wants}).actions.empty());
+  auto reset = item(2, "w/bg", kSchedOther, 0, "w/bg", kSchedOther, 0, false);
+  reset.observed.slice = microseconds(100);
+  EXPECT_TRUE(plan({reset}).actions.empty());  // not ours to hold
+  reset.target.slice = microseconds(0);        // ours: back to the default
+  EXPECT_EQ(plan({reset}).actions.size(), 1u);
+}
+
 }  // namespace
 }  // namespace cpuclass::daemon

@@ -80,6 +80,25 @@ TEST(PolicyDefaults, ARealtimeClassKeepsItsFairSettingsForTheGuard) {
   EXPECT_EQ(off.policy->findClass("foreground")->realtime, 0);
 }
 
+TEST(PolicyDefaults, ASliceIsInMicrosecondsWithinTheKernelsClamp) {
+  const auto r = parseOne("p.yaml", "classes: {foreground: {slice: 100us}, background: {slice: 2ms}}");
+  ASSERT_TRUE(r.policy) << formatDiagnostics(r.diagnostics);
+  EXPECT_EQ(r.policy->findClass("foreground")->slice, std::chrono::microseconds(100));
+  EXPECT_EQ(r.policy->findClass("background")->slice, std::chrono::microseconds(2000));
+  EXPECT_EQ(r.policy->findClass("offload")->slice, std::chrono::microseconds(0));  // the kernel's default
+  const auto off = parsePolicy({{"a.yaml", "classes: {foreground: {slice: 100us}}"}, {"b.yaml", "classes: {foreground: {slice: null}}"}});
+  ASSERT_TRUE(off.policy);
+  EXPECT_EQ(off.policy->findClass("foreground")->slice, std::chrono::microseconds(0));
+  const auto bad = parseOne("p.yaml", "classes:\n  foreground: {slice: 50us}\n  background: {slice: 1s}\n");
+  EXPECT_FALSE(bad.policy);
+  EXPECT_EQ(formatDiagnostics(bad.diagnostics),
+            "p.yaml:2:23: slice must be a duration like 100us or 1ms, in 100us..100ms, got '50us'\n"
+            "p.yaml:3:23: slice must be a duration like 100us or 1ms, in 100us..100ms, got '1s'\n");
+  // Durations of whole milliseconds stay so.
+  const auto poll = parseOne("p.yaml", "daemon: {starvation_poll: 500us}");
+  EXPECT_FALSE(poll.policy);
+}
+
 TEST(PolicyDropins, LaterFilesRefineAndWorkersAccumulate) {
   const auto r = parsePolicy({
       {"policy.yaml", "daemon: {log_level: debug, rescan_interval: 3s, fast_moves: false}\n"
