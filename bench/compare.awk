@@ -26,11 +26,12 @@ BEGIN {
     split(kv[i], p, "=")
     if (p[2] == "nan" || p[1] == "placed") continue
     val[config, p[1], ++count[config, p[1]]] = p[2]
+    if (p[1] == "fg_requests" && p[2] > requests) requests = p[2]
   }
 }
 END {
   printf "Medians of %d repetitions, %s s measured each, %d CPUs%s; shares are of the whole machine; ÷ ideal: the same percentile's ratio to the ideal run's; p99.99 of ~%d requests per run is nearly their maximum.\n\n", reps, seconds, cpus,
-    spinners == "" ? "" : sprintf(", %d background and %d offload spinners per CPU", spinners, spinners), median("no-daemon", "fg_requests")
+    spinners == "" ? "" : sprintf(", %d background and %d offload spinners per CPU", spinners, spinners), requests
   print "| configuration | fg p50 | fg p99 | ÷ ideal | fg p99.9 | ÷ ideal | fg p99.99 | ÷ ideal | bg CPU | idle CPU | offload CPU | of it, bulk | awaited item p50 | awaited item p99 | helper done, p99 | new thread placed, p50 | daemon CPU |"
   print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   for (o = 1; o in order; o++) {

@@ -16,7 +16,7 @@
 // offload K per CPU each, instead of --bg/--offload) --fg-slice-us=U (fg threads ask the kernel
 // for a U us EEVDF slice themselves, Linux 6.12+) --cgroup=DIR (creates DIR, marks it delegated
 // with the user.delegate xattr and moves this process into it first: a worker cgroup on a pure
-// v2 host without systemd)
+// v2 host without systemd) --fg-spread (fg-req-N pins itself to CPU N mod CPUs)
 // --self=nice19|idle (bg and offload threads set it themselves, like ananicy / TuneD rules do
 // from outside) --libcpuclass (threads tag themselves and waits are reported through
 // libcpuclass) --expect-group (measure placement) --tag=T (for the policy's cmdline match).
@@ -59,6 +59,7 @@ struct Options {
   int service_us = 1000;
   int await_ms = 20;
   int fg_slice_us = 0;  // 0: the kernel's default slice
+  bool fg_spread = false;  // fg-req-N pinned to CPU N mod CPUs
   std::string self;  // "", nice19, idle
   std::string cgroup;  // a delegated cgroup to run in (pure v2 without systemd)
   bool lib = false, expect_group = false;
@@ -80,6 +81,7 @@ Options parse(int argc, char** argv) {
     else if (key == "--spinners-per-cpu") o.bg = o.offload = std::atoi(value.c_str()) * static_cast<int>(std::thread::hardware_concurrency());
     else if (key == "--fg-slice-us") o.fg_slice_us = std::atoi(value.c_str());
     else if (key == "--cgroup") o.cgroup = value;
+    else if (key == "--fg-spread") o.fg_spread = true;
     else if (key == "--self") o.self = value;
     else if (key == "--libcpuclass") o.lib = true;
     else if (key == "--expect-group") o.expect_group = true;
@@ -177,6 +179,12 @@ class Loadgen {
   void foreground(int i) {
     become("fg-req-" + std::to_string(i), "foreground", false);
     if (o_.fg_slice_us > 0) (void)cpuclass::cgroups::setThreadSlice(0, microseconds(o_.fg_slice_us));
+    if (o_.fg_spread) {
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(static_cast<unsigned>(i) % std::thread::hardware_concurrency(), &one);
+      (void)::sched_setaffinity(0, sizeof one, &one);
+    }
     std::mt19937_64 rng(static_cast<uint64_t>(i) * 7919 + 1);
     std::exponential_distribution<double> gap(o_.rate);
     std::vector<double> lat;

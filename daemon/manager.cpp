@@ -988,6 +988,16 @@ Manager::StarvationPoll Manager::pollStarvation(Nanos now) {
   return out;
 }
 
+bool Manager::pollHasWork() const {
+  if (boostable_stale_ || !boostable_.empty() || book_.active() > 0 || !recheck_.empty() || !new_children_.empty()) {
+    return true;
+  }
+  return std::any_of(ensured_.begin(), ensured_.end(), [&](const std::string& group) {
+    const auto* spec = policy_.findClass(group.substr(group.rfind('/') + 1));
+    return spec != nullptr && ((spec->idle && spec->squeeze && spec->run_in.empty()) || spec->realtime > 0);
+  });
+}
+
 // Offload only on idle CPU. A SCHED_IDLE thread in a cpu.idle group still runs whenever its CPU
 // has nothing else queued, and the load balancer, counting a heavy foreground group as load,
 // leaves background threads queued on the other CPU: bulk offload took 5-25% of a machine whose

@@ -106,6 +106,10 @@ class Manager {
   // New child processes whose class depends on their title, re-read until it first changes
   // (called at every starvation poll). Whether a class changed.
   bool retitleNewChildren(Nanos now);
+  // Whether the poll has anything to watch: threads of a class with a boost, a boost, a recheck,
+  // a new child's title, a group to squeeze or a realtime class to guard. Without, the loop lets
+  // the poll sleep until something changes (docs/boosting.md, "Round 10").
+  bool pollHasWork() const;
 
   // The control API behind D-Bus. Errors: ESRCH (thread not managed, after an on-demand look at
   // its process), ENOENT (no such class).
