@@ -106,10 +106,29 @@ uint64_t threadRuntimeNs() {
 
 class Loadgen {
  public:
+  // Joins `dir` and executes itself again without --cgroup: the daemon matches a process at its
+  // exec, and one found outside a delegated cgroup is left alone.
+  static void joinDelegatedCgroup(const std::string& dir, int argc, char** argv) {
+    const auto die = [&](const char* what) {
+      std::fprintf(stderr, "cpuclass-loadgen: %s %s: %s\n", what, dir.c_str(), std::strerror(errno));
+      std::exit(1);
+    };
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) die("cannot create");
+    if (::setxattr(dir.c_str(), "user.delegate", "1", 1, 0) != 0) die("cannot mark delegated");
+    FILE* procs = std::fopen((dir + "/cgroup.procs").c_str(), "w");
+    if (procs == nullptr || std::fprintf(procs, "%d\n", ::getpid()) < 0 || std::fclose(procs) != 0) die("cannot join");
+    std::vector<char*> args;
+    for (int i = 0; i < argc; ++i) {
+      if (std::strncmp(argv[i], "--cgroup=", 9) != 0) args.push_back(argv[i]);
+    }
+    args.push_back(nullptr);
+    ::execv("/proc/self/exe", args.data());
+    die("cannot execute itself again in");
+  }
+
   explicit Loadgen(Options o) : o_(std::move(o)) {}
 
   void run() {
-    if (!o_.cgroup.empty()) joinDelegatedCgroup(o_.cgroup);
     if (o_.lib && cpuclass_open(&client_) < 0) {
       std::fprintf(stderr, "cpuclass-loadgen: cannot reach cpuclassd over D-Bus\n");
       std::exit(1);
@@ -147,17 +166,6 @@ class Loadgen {
       ::sched_setscheduler(0, SCHED_IDLE, &p);
     }
     if (o_.lib) (void)cpuclass_set_thread_class(client_, 0, cls);
-  }
-
-  static void joinDelegatedCgroup(const std::string& dir) {
-    const auto die = [&](const char* what) {
-      std::fprintf(stderr, "cpuclass-loadgen: %s %s: %s\n", what, dir.c_str(), std::strerror(errno));
-      std::exit(1);
-    };
-    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) die("cannot create");
-    if (::setxattr(dir.c_str(), "user.delegate", "1", 1, 0) != 0) die("cannot mark delegated");
-    FILE* procs = std::fopen((dir + "/cgroup.procs").c_str(), "w");
-    if (procs == nullptr || std::fprintf(procs, "%d\n", ::getpid()) < 0 || std::fclose(procs) != 0) die("cannot join");
   }
 
   // (idle + iowait, all) jiffies of the whole machine from /proc/stat's first line.
@@ -342,6 +350,8 @@ class Loadgen {
 }  // namespace
 
 int main(int argc, char** argv) {
-  Loadgen(parse(argc, argv)).run();
+  const Options o = parse(argc, argv);
+  if (!o.cgroup.empty()) Loadgen::joinDelegatedCgroup(o.cgroup, argc, argv);
+  Loadgen(o).run();
   return 0;
 }
