@@ -426,7 +426,10 @@ void Manager::handleEvents(const std::vector<ProcEvent>& events, bool lost) {
         }
         break;
       case ProcEvent::Kind::kExec:
+        // A new program: looked at afresh, also one left alone (a launcher that moved itself into
+        // a delegated cgroup and then executed the worker).
         unmatched_.erase(ev.tgid);
+        left_alone_.erase(ev.tgid);
         if (const auto it = processes_.find(ev.tgid); it != processes_.end() && !it->second.child) {
           releaseProcess(ev.tgid);  // a new program: match it again from scratch
         } else if (it != processes_.end()) {
