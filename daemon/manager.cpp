@@ -113,10 +113,16 @@ std::string Manager::status() const {
 }
 
 std::vector<ClassGroupCount> Manager::classGroups() const {
-  // Boosted threads count in their class: the boost group is a place, not a class.
-  std::map<std::string, uint64_t> counts;
-  for (const auto& [tid, t] : threads_) {
-    if (t.applied_group) ++counts[classGroupOf(t)];
+  // Boosted threads count in their class: the boost group is a place, not a class. Counted again
+  // only when a thread was placed, reclassified or forgotten: every publish (each boost's start
+  // and end) walking 10,000 threads was 40% of the daemon's CPU (docs/boosting.md, "Round 10").
+  auto& counts = class_counts_;
+  if (class_counts_version_ != placements_version_) {
+    counts.clear();
+    for (const auto& [tid, t] : threads_) {
+      if (t.applied_group) ++counts[classGroupOf(t)];
+    }
+    class_counts_version_ = placements_version_;
   }
   std::vector<ClassGroupCount> out;
   for (const auto& group : ensured_) {
@@ -374,6 +380,7 @@ void Manager::forgetProcess(pid_t pid) {
       originals_dirty_ |= originals_.erase(t->first) > 0;
       dirty_.erase(t->first);
       t = threads_.erase(t);
+      ++placements_version_;
     } else {
       ++t;
     }
@@ -449,6 +456,7 @@ void Manager::handleEvents(const std::vector<ProcEvent>& events, bool lost) {
           unmatched_.erase(ev.tgid);
           forgetProcess(ev.tgid);
         } else if (threads_.erase(ev.tid) > 0) {
+          ++placements_version_;
           forgetBoostState(ev.tid);
           dirty_.erase(ev.tid);
           originals_dirty_ |= originals_.erase(ev.tid) > 0;
@@ -539,12 +547,15 @@ void Manager::reconcile() {
     auto facts = proc_.thread(tgid, tid);
     if (!facts) {
       if (!isGone(facts.error())) countFailure(facts.error(), "read thread");
-      threads_.erase(tid);
+      placements_version_ += threads_.erase(tid);
       originals_dirty_ |= originals_.erase(tid) > 0;
       continue;
     }
     Thread& t = threads_[tid];
-    if (t.start_time != 0 && t.start_time != facts->start_time) t = Thread{};  // TID reused
+    if (t.start_time != 0 && t.start_time != facts->start_time) {  // TID reused
+      t = Thread{};
+      ++placements_version_;
+    }
     t.tgid = tgid;
     t.start_time = facts->start_time;
     if (const auto o = originals_.find(tid); o == originals_.end() || o->second.start_time != facts->start_time) {
@@ -566,6 +577,7 @@ void Manager::reconcile() {
     const std::string& base = process->second.base;
     std::string class_group = base + "/" + spec->name;
     if (t.spec != spec || t.class_group != class_group) boostable_stale_ = true;
+    if (t.class_group != class_group) ++placements_version_;
     t.spec = spec;
     t.class_group = std::move(class_group);
     if (book_.boosted(tid) && !spec->boost) endBoost(tid, Nanos(monotonicNs()));  // class changed
@@ -601,7 +613,10 @@ void Manager::reconcile() {
     // The slice is not in /proc: asked only where one is to be held.
     if (item.target.slice) item.observed.slice = cgroups::readCustomSlice(tid).value_or(Nanos(0));
     // Born in its target group (threads inherit their creator's): in place without a move.
-    if (item.observed.group == item.target.group) t.applied_group = item.target.group;
+    if (item.observed.group == item.target.group) {
+      placements_version_ += !t.applied_group;
+      t.applied_group = item.target.group;
+    }
     items.push_back(std::move(item));
   }
   dirty_.clear();
@@ -743,6 +758,7 @@ void Manager::placeBatch(const std::string& group, const std::string& accounting
         ++stats_.drift_corrections;
         log_.info("tid {} was moved out of {} by someone else; put back", item.tid, group);
       }
+      placements_version_ += !t.applied_group;
       t.applied_group = group;
       if (t.created_ns != 0 && now > t.created_ns) {
         stats_.placement_latency_seconds.observe(static_cast<double>(now - t.created_ns) / 1e9);

@@ -311,6 +311,11 @@ class Manager {
   bool boosts_move_ = false;         // some boostable thread's class has a group of its own
   bool moves_fast_failed_ = false;   // keepMovesFast failed once: warned, not tried again
   bool slice_ignored_said_ = false;  // "no custom slices on this kernel", said once
+  // Threads per class group for classGroups(), counted again when the version moved on (a thread
+  // placed for the first time, reclassified or forgotten).
+  uint64_t placements_version_ = 1;
+  mutable uint64_t class_counts_version_ = 0;
+  mutable std::map<std::string, uint64_t> class_counts_;
   std::optional<cgroups::MoveKeeper> move_keeper_;  // opened at the first keepMovesFast
   struct Sweep {
     pid_t cursor = 0;  // where the group's next sweep starts
