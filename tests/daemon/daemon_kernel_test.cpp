@@ -443,6 +443,28 @@ TEST_F(DaemonTest, TheLoopRunsWithAShortSlice) {
   EXPECT_EQ(cgroups::readThreadSlice(daemon_->pid()), std::chrono::nanoseconds(100us));
 }
 
+// With nothing to watch (no thread of a class with a boost, no boost, no idle group to squeeze,
+// no realtime class) the starvation poll sleeps; the first offload thread wakes it at once
+// (docs/boosting.md, "Round 10"). Counted as the loop thread's sleeps, which no load changes.
+TEST_F(DaemonTest, ThePollSleepsWhileItHasNothingToWatch) {
+  spawn("bg-1");
+  startDaemon();
+  const auto sleeps_in_a_second = [&] {
+    const pid_t loop = daemon_->pid();  // the loop runs on the main thread
+    const auto before = proc_->voluntarySwitches(loop, loop);
+    std::this_thread::sleep_for(1s);
+    const auto after = proc_->voluntarySwitches(loop, loop);
+    return before && after ? static_cast<int64_t>(*after - *before) : -1;
+  };
+  std::this_thread::sleep_for(300ms);  // the first polls after the start
+  const auto idle = sleeps_in_a_second();
+  EXPECT_GE(idle, 0);
+  EXPECT_LT(idle, 20) << daemonLog();  // a 10 ms poll: ~100
+  const pid_t off = spawn("off-1");
+  ASSERT_TRUE(waitUntil([&] { return placedAs(off, "offload"); }, 5s)) << daemonLog();
+  EXPECT_GT(sleeps_in_a_second(), 50) << daemonLog();
+}
+
 // A class's slice is held on its fair threads and handed back (the kernel's default) when they
 // leave the class at a reload, and at stop (docs/boosting.md, "Round 10").
 TEST_F(DaemonTest, AClassSliceIsHeldAndHandedBack) {
