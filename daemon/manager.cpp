@@ -47,9 +47,14 @@ const std::vector<cgroups::CgroupEntry>& rootEntries() {
 }  // namespace
 
 namespace {
-// Class groups this small are looked at whole every poll and skip the PSI gate; larger ones are
+// Class groups this small are looked at whole every poll while they wait at all; larger ones are
 // swept at a SweepPace, which bounds the poll's cost for large pools.
 constexpr size_t kUngatedGroupSize = 16;
+// A class group whose PSI "some" total did not grow for this many polls is quiet: its threads
+// waited for no CPU, so none starves and no boost of it is near (sweepIdle, keepMovesFast).
+constexpr int kQuietPolls = 10;
+// After a wait report, moves are kept fast this long for the next one even while all is quiet.
+constexpr Nanos kReportsKeepMovesWarm = std::chrono::seconds(10);
 // A thread that woke and ran a little since the last poll is judged again after poll / 10.
 constexpr int kRecheckDivisor = 10;
 // Every this many periodic rescans, every thread is read again; in between only changed ones.
@@ -979,7 +984,6 @@ Manager::StarvationPoll Manager::pollStarvation(Nanos now) {
   if (now >= next_full_poll_) {
     next_full_poll_ = now + policy_.daemon.starvation_poll;
     refreshBoostable();
-    if (boosts_move_ && policy_.daemon.fast_moves) keepMovesFast();
     squeezeIdleGroups(now);
     guardRealtime(now);
     // A thread cooling down would be refused a boost anyway (bulk work, mostly): not looked at.
@@ -987,7 +991,12 @@ Manager::StarvationPoll Manager::pollStarvation(Nanos now) {
       if (!book_.coolingDown(tid, now)) look_.push_back(tid);
     }
     for (const pid_t tid : book_.boostedThreads()) look_.push_back(tid);
-    sweepIdle(now);
+    const bool waited = sweepIdle(now);
+    // Warm before the boosts this poll's looks may start, and for wait reports while they come;
+    // not while every boostable group is quiet and nobody reports (its /proc read and move were
+    // a third of the poll's cost: docs/boosting.md, "Round 10").
+    const bool reports = last_report_ && now - *last_report_ < kReportsKeepMovesWarm;
+    if (boosts_move_ && policy_.daemon.fast_moves && (waited || reports || book_.active() > 0)) keepMovesFast();
   }
   for (auto it = recheck_.begin(); it != recheck_.end();) {  // keyed by tid: every entry is checked
     if (it->second > now) {
@@ -1120,6 +1129,7 @@ void Manager::refreshBoostable() {
     boosts_move_ |= t.spec->run_in.empty();
   }
   std::erase_if(sweeps_, [&](const auto& e) { return !boostable_.contains(e.first); });
+  std::erase_if(pressure_seen_, [&](const auto& e) { return !boostable_.contains(e.first); });
   boostable_stale_ = false;
 }
 
@@ -1156,22 +1166,21 @@ std::optional<std::chrono::microseconds> Manager::pressureOf(const std::string& 
   return *total;
 }
 
-void Manager::sweepIdle(Nanos now) {
+bool Manager::sweepIdle(Nanos now) {
+  bool waited = false;
   for (const auto& [group, tids] : boostable_) {
-    // PSI gate for large pools: a class group whose "some" total did not grow had no thread
-    // waiting for a CPU since the last poll. Small groups are looked at every poll regardless:
-    // the kernel weights each CPU's pressure by its non-idle time in whole jiffies, so a wait
-    // shorter than a tick between two reads may never show in the total (KERNEL_NOTES).
-    if (tids.size() > kUngatedGroupSize) {
-      if (const auto psi = pressureOf(group)) {
-        const auto total = static_cast<uint64_t>(psi->count());
-        if (std::exchange(pressure_seen_[group], total) == total) continue;
-      }
-    }
+    // PSI gate: a class group whose "some" total did not grow had no thread waiting for a CPU
+    // since the last poll. A small group is looked at whole until it has been quiet for
+    // kQuietPolls: the kernel weights each CPU's pressure by its non-idle time in whole jiffies,
+    // so a wait shorter than a tick between two reads may never show in the total (KERNEL_NOTES);
+    // a starving thread's does, so the first look after a quiet spell comes at most a poll later.
+    const bool paced = tids.size() > kUngatedGroupSize;
+    const int quiet = quietPolls(group);
+    waited |= quiet < kQuietPolls;
+    if (quiet >= (paced ? 1 : kQuietPolls)) continue;
     // Round-robin from where the last sweep of this group stopped.
     Sweep& sweep = sweeps_[group];
     sweep.group_size = tids.size();
-    const bool paced = tids.size() > kUngatedGroupSize;
     const size_t budget = paced ? sweep.pace.perPoll() : tids.size();
     size_t i = static_cast<size_t>(std::lower_bound(tids.begin(), tids.end(), sweep.cursor) - tids.begin());
     size_t picked = 0;
@@ -1184,6 +1193,19 @@ void Manager::sweepIdle(Nanos now) {
     }
     sweep.cursor = i < tids.size() ? tids[i] : 0;
   }
+  return waited;
+}
+
+// Polls since the group's PSI "some" total last grew; 0 where it has no PSI (v1 without the
+// accounting mirror): no gate.
+int Manager::quietPolls(const std::string& group) {
+  const auto psi = pressureOf(group);
+  if (!psi) return 0;
+  auto& seen = pressure_seen_[group];
+  const auto total = static_cast<uint64_t>(psi->count());
+  seen.quiet_polls = total == seen.total ? seen.quiet_polls + 1 : 0;
+  seen.total = total;
+  return seen.quiet_polls;
 }
 
 Result<LiveSample> Manager::sample(cgroups::ThreadProbe& probe, pid_t tid, Nanos now, double starved_below) {
@@ -1285,6 +1307,7 @@ Result<BoostVerdict> Manager::reportWait(pid_t waiter, pid_t holder, Nanos now) 
                             ", which has no boost");
   }
   waiters_[holder].insert(waiter);
+  last_report_ = now;
   auto& counters = boost_counters_[classGroupOf(h->second)];
   const auto process = processes_.find(h->second.tgid);
   if (process == processes_.end()) return fail(ESRCH, "thread " + std::to_string(holder) + " is not managed");

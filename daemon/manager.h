@@ -258,7 +258,9 @@ class Manager {
   void endBoost(pid_t tid, Nanos now);
   bool sleptSinceBoost(pid_t tid) const;
   void refreshBoostable();    // boostable_ and boosts_move_, when stale
-  void sweepIdle(Nanos now);  // adds idle threads of class groups with CPU pressure to look_
+  // Adds idle threads of class groups with CPU pressure to look_; whether any group waited lately.
+  bool sweepIdle(Nanos now);
+  int quietPolls(const std::string& group);  // reads the group's PSI: polls since it grew
   void keepMovesFast();
   // PSI some total of a class group ("<base>/<class>"), its cpu.pressure kept open.
   std::optional<std::chrono::microseconds> pressureOf(const std::string& group);
@@ -302,7 +304,11 @@ class Manager {
   std::set<pid_t> pinned_;                     // operator boosts: they last their whole window
   std::map<std::string, policy::WorkerSpec> registered_;  // workers that registered over D-Bus
   std::map<std::string, BoostCounters> boost_counters_;  // by class group
-  std::map<std::string, uint64_t> pressure_seen_;        // class group -> PSI some total (us)
+  struct PressureSeen {
+    uint64_t total = 0;   // PSI some total (us) at the last poll
+    int quiet_polls = 0;  // polls since it last grew
+  };
+  std::map<std::string, PressureSeen> pressure_seen_;  // boostable class group -> its gate
   std::map<std::string, cgroups::KeptFile> pressure_files_;  // class group -> its cpu.pressure
   std::set<pid_t> hot_;              // runnable (or running) at their last look: looked at every poll
   std::map<pid_t, Nanos> recheck_;   // tid -> when to judge it again (it woke and ran a little)
@@ -310,6 +316,7 @@ class Manager {
   bool boostable_stale_ = true;      // rebuilt from threads_ when classes or threads changed
   bool boosts_move_ = false;         // some boostable thread's class has a group of its own
   bool moves_fast_failed_ = false;   // keepMovesFast failed once: warned, not tried again
+  std::optional<Nanos> last_report_;  // the last wait report: keeps moves fast a while
   bool slice_ignored_said_ = false;  // "no custom slices on this kernel", said once
   // Threads per class group for classGroups(), counted again when the version moved on (a thread
   // placed for the first time, reclassified or forgotten).

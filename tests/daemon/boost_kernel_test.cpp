@@ -67,6 +67,27 @@ TEST_F(BoostTest, AThreadOfALargeQuietPoolThatStartsToStarveIsFound) {
   EXPECT_EQ(problems(), "");
 }
 
+// A small pool whose group's PSI stayed flat for 10 polls is not looked at (docs/boosting.md,
+// "Round 10"); the first of its threads to starve after that quiet spell must still be found,
+// by the total it makes grow.
+TEST_F(BoostTest, AThreadOfAQuietSmallPoolThatStartsToStarveIsFound) {
+  spinHogs(4);
+  const pid_t off = spawn("off-late");
+  spawn("off-parked-1");
+  spawn("off-parked-2");
+  startDaemon();
+  ASSERT_TRUE(placedAs(off, "offload"));
+  std::this_thread::sleep_for(1s);  // parked threads wait for no CPU: the group goes quiet
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(worker_->ask("spin " + std::to_string(off)), "ok");
+  EXPECT_TRUE(waitUntil([&] { return inBoost(off); }, 5s)) << where(off).group;
+  const auto found = std::chrono::steady_clock::now() - started;
+  std::cout << "boosted after " << std::chrono::duration<double, std::milli>(found).count() << " ms\n";
+  EXPECT_LT(found, 1s);  // a poll or two later than a look at every poll; allow a loaded machine
+  EXPECT_EQ(worker_->ask("park " + std::to_string(off)), "ok");
+  EXPECT_EQ(problems(), "");
+}
+
 TEST_F(BoostTest, ABoostNeverOutlivesItsWindow) {
   spinHogs(4);
   const pid_t off = spawn("off-1");
