@@ -141,7 +141,8 @@ class Loop {
       if (poll.changed || retitled) self->publisher_.publish(self->manager_);
       next = static_cast<uint64_t>(std::chrono::duration_cast<microseconds>(poll.next).count());
       // Nothing to watch: each wake-up costs ~30 us on an idle 2-vCPU VM (docs/boosting.md).
-      if (!self->manager_.pollHasWork()) next = usec + kSleepingPoll.count();
+      self->poll_sleeps_ = !self->manager_.pollHasWork();
+      if (self->poll_sleeps_) next = usec + kSleepingPoll.count();
     } catch (const std::exception& e) {
       self->log_.error("starvation poll: {}", e.what());
     }
@@ -153,11 +154,12 @@ class Loop {
   static int onAfterDispatch(sd_event_source*, void* userdata) {
     auto* self = static_cast<Loop*>(userdata);
     uint64_t due = 0, now = 0;
-    if (!self->manager_.pollHasWork() || sd_event_source_get_time(self->poll_, &due) < 0 ||
+    if (!self->poll_sleeps_ || !self->manager_.pollHasWork() || sd_event_source_get_time(self->poll_, &due) < 0 ||
         sd_event_now(self->event_, CLOCK_MONOTONIC, &now) < 0) {
       return 0;
     }
     if (due > now + self->pollUsec()) {
+      self->poll_sleeps_ = false;
       (void)sd_event_source_set_time(self->poll_, now + self->pollUsec());
       (void)sd_event_source_set_enabled(self->poll_, SD_EVENT_ONESHOT);
     }
@@ -235,6 +237,7 @@ class Loop {
   sd_event* event_ = nullptr;
   std::vector<sd_event_source*> sources_;
   sd_event_source* poll_ = nullptr;  // the starvation poll's timer (owned through sources_)
+  bool poll_sleeps_ = false;         // the poll was set kSleepingPoll ahead: nothing to watch
   std::string last_status_;  // the STATUS= last sent to the service manager
 };
 

@@ -997,6 +997,11 @@ Manager::StarvationPoll Manager::pollStarvation(Nanos now) {
     // a third of the poll's cost: docs/boosting.md, "Round 10").
     const bool reports = last_report_ && now - *last_report_ < kReportsKeepMovesWarm;
     if (boosts_move_ && policy_.daemon.fast_moves && (waited || reports || book_.active() > 0)) keepMovesFast();
+    // Nothing waited lately and nothing is boosted, squeezed or due: every other poll is skipped,
+    // which halves the wake-ups of a quiet host; a first wait is seen at most a poll later.
+    if (!waited && book_.active() == 0 && recheck_.empty() && squeezed_.empty()) {
+      next_full_poll_ += policy_.daemon.starvation_poll;
+    }
   }
   for (auto it = recheck_.begin(); it != recheck_.end();) {  // keyed by tid: every entry is checked
     if (it->second > now) {
