@@ -52,7 +52,7 @@ namespace {
 constexpr size_t kUngatedGroupSize = 16;
 // A class group whose PSI "some" total did not grow for this many polls is quiet: its threads
 // waited for no CPU, so none starves and no boost of it is near (sweepIdle, keepMovesFast).
-constexpr int kQuietPolls = 10;
+constexpr uint64_t kQuietPolls = 10;
 // After a wait report, moves are kept fast this long for the next one even while all is quiet.
 constexpr Nanos kReportsKeepMovesWarm = std::chrono::seconds(10);
 // A thread that woke and ran a little since the last poll is judged again after poll / 10.
@@ -983,6 +983,7 @@ Manager::StarvationPoll Manager::pollStarvation(Nanos now) {
   swept_.clear();
   if (now >= next_full_poll_) {
     next_full_poll_ = now + policy_.daemon.starvation_poll;
+    ++polls_;
     refreshBoostable();
     squeezeIdleGroups(now);
     guardRealtime(now);
@@ -1180,7 +1181,7 @@ bool Manager::sweepIdle(Nanos now) {
     // so a wait shorter than a tick between two reads may never show in the total (KERNEL_NOTES);
     // a starving thread's does, so the first look after a quiet spell comes at most a poll later.
     const bool paced = tids.size() > kUngatedGroupSize;
-    const int quiet = quietPolls(group);
+    const uint64_t quiet = quietPolls(group, paced);
     waited |= quiet < kQuietPolls;
     if (quiet >= (paced ? 1 : kQuietPolls)) continue;
     // Round-robin from where the last sweep of this group stopped.
@@ -1201,16 +1202,22 @@ bool Manager::sweepIdle(Nanos now) {
   return waited;
 }
 
-// Polls since the group's PSI "some" total last grew; 0 where it has no PSI (v1 without the
-// accounting mirror): no gate.
-int Manager::quietPolls(const std::string& group) {
-  const auto psi = pressureOf(group);
-  if (!psi) return 0;
+// Polls since the group's PSI "some" total was last seen to grow; 0 where it has no PSI (no gate).
+// A read costs about what the look at a thread does (the kernel sums every CPU's times), so a
+// group that waits is read only every kQuietPolls polls (enough to tell when it goes quiet),
+// unless `every_poll`; a quiet group is read every poll, to see its first wait at once.
+uint64_t Manager::quietPolls(const std::string& group, bool every_poll) {
   auto& seen = pressure_seen_[group];
-  const auto total = static_cast<uint64_t>(psi->count());
-  seen.quiet_polls = total == seen.total ? seen.quiet_polls + 1 : 0;
-  seen.total = total;
-  return seen.quiet_polls;
+  const bool quiet = polls_ - seen.grew_at >= kQuietPolls;
+  if (every_poll || quiet || polls_ - seen.read_at >= kQuietPolls) {
+    const auto psi = pressureOf(group);
+    if (!psi) return 0;
+    const auto total = static_cast<uint64_t>(psi->count());
+    if (total != seen.total) seen.grew_at = polls_;
+    seen.total = total;
+    seen.read_at = polls_;
+  }
+  return polls_ - seen.grew_at;
 }
 
 Result<LiveSample> Manager::sample(cgroups::ThreadProbe& probe, pid_t tid, Nanos now, double starved_below) {

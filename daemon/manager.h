@@ -260,7 +260,7 @@ class Manager {
   void refreshBoostable();    // boostable_ and boosts_move_, when stale
   // Adds idle threads of class groups with CPU pressure to look_; whether any group waited lately.
   bool sweepIdle(Nanos now);
-  int quietPolls(const std::string& group);  // reads the group's PSI: polls since it grew
+  uint64_t quietPolls(const std::string& group, bool every_poll);  // PSI gate: polls since it grew
   void keepMovesFast();
   // PSI some total of a class group ("<base>/<class>"), its cpu.pressure kept open.
   std::optional<std::chrono::microseconds> pressureOf(const std::string& group);
@@ -305,8 +305,9 @@ class Manager {
   std::map<std::string, policy::WorkerSpec> registered_;  // workers that registered over D-Bus
   std::map<std::string, BoostCounters> boost_counters_;  // by class group
   struct PressureSeen {
-    uint64_t total = 0;   // PSI some total (us) at the last poll
-    int quiet_polls = 0;  // polls since it last grew
+    uint64_t total = 0;    // PSI some total (us) at the last read
+    uint64_t read_at = 0;  // in polls_
+    uint64_t grew_at = 0;  // the read that saw it grow last
   };
   std::map<std::string, PressureSeen> pressure_seen_;  // boostable class group -> its gate
   std::map<std::string, cgroups::KeptFile> pressure_files_;  // class group -> its cpu.pressure
@@ -332,6 +333,7 @@ class Manager {
   std::map<std::string, Sweep> sweeps_;  // by class group
   std::vector<std::pair<Sweep*, pid_t>> swept_;  // this poll's sweep picks, for the pace
   Nanos next_full_poll_{};
+  uint64_t polls_ = 0;               // full polls so far: the PSI gates' clock
   std::vector<pid_t> look_;          // the threads of one poll (kept: no allocation per poll)
   struct Reading {
     Nanos total;  // of a counter: PSI some total, CPU time
