@@ -104,7 +104,10 @@ TEST_F(MetricsTest, RealPrometheusScrapesItAndPromtoolFindsNothing) {
   EXPECT_EQ(testing::readFile(lint), "");
 
   const int prom_port = testing::freeLoopbackPort();
+  // With the shipped rules (packaging/prometheus), evaluated against the real daemon.
+  const std::string rules = std::string(CPUCLASS_SOURCE_DIR) + "/packaging/prometheus/cpuclassd.rules.yaml";
   std::ofstream(dir_.path() / "prometheus.yml") << "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+                                                << "rule_files: ['" << rules << "']\n"
                                                 << "scrape_configs:\n  - job_name: cpuclassd\n"
                                                 << "    static_configs: [{targets: ['127.0.0.1:" << port << "']}]\n";
   ChildProcess prometheus({"/usr/bin/prometheus", "--config.file=" + (dir_.path() / "prometheus.yml").string(),
@@ -127,6 +130,18 @@ TEST_F(MetricsTest, RealPrometheusScrapesItAndPromtoolFindsNothing) {
   const std::string up = testing::httpGet(prom_port, "/api/v1/query?query=up");
   EXPECT_NE(up.find("\"value\":[") , std::string::npos);
   EXPECT_NE(up.find(",\"1\"]"), std::string::npos) << up;
+  // The rules loaded and evaluate cleanly; a recording rule has the foreground class of this node;
+  // a healthy daemon fires no alert of them.
+  std::string recorded;
+  EXPECT_TRUE(waitUntil([&] {
+    recorded = testing::httpGet(prom_port, "/api/v1/query?query=instance_class:cpuclass_class_cpu:rate5m");
+    return recorded.find("\"class\":\"foreground\"") != std::string::npos;
+  }, 30s)) << recorded << "\n" << testing::readFile(dir_.path() / "prometheus.log");
+  const std::string loaded = testing::httpGet(prom_port, "/api/v1/rules");
+  EXPECT_NE(loaded.find("\"name\":\"cpuclassd.alerts\""), std::string::npos) << loaded;
+  EXPECT_EQ(loaded.find("\"health\":\"err\""), std::string::npos) << loaded;
+  const std::string alerts = testing::httpGet(prom_port, "/api/v1/alerts");
+  EXPECT_EQ(alerts.find("\"state\":\"firing\""), std::string::npos) << alerts;
   prometheus.signal(SIGTERM);
   EXPECT_GE(prometheus.wait(20s), 0);
 }
