@@ -15,6 +15,21 @@ bool endsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
+bool isHexPrefix(std::string_view s) {
+  return s.size() >= 12 && s.size() <= 64 && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+// The container criteria of a match, all of which must hold; true when there are none.
+bool containerMatches(const WorkerMatch& m, const ProcessFacts& p) {
+  if (!m.container && !m.pod && !m.qos) return true;
+  const auto c = parseContainer(p.cgroup);
+  if (!c) return false;
+  if (m.container && (c->id.empty() || !(isHexPrefix(*m.container) ? c->id.starts_with(*m.container) : globMatches(*m.container, c->id)))) {
+    return false;
+  }
+  return (!m.pod || *m.pod == c->pod_uid) && (!m.qos || m.qos == c->qos);
+}
+
 bool processRuleMatches(const ProcessRule& r, const ProcessFacts& p) {
   return (!r.comm || r.comm->matches(p.comm)) && (!r.exe || globMatches(*r.exe, p.exe)) &&
          (!r.cmdline || r.cmdline->matches(p.cmdline));
@@ -55,6 +70,7 @@ const WorkerSpec* matchWorker(const Policy& policy, const ProcessFacts& p) {
     if (m.cmdline && (isWrapper(p.exe) || !m.cmdline->matches(p.cmdline))) continue;
     if (m.unit && *m.unit != p.unit()) continue;
     if (m.cgroup && !globMatches(*m.cgroup, p.cgroup)) continue;
+    if (!containerMatches(m, p)) continue;
     return &w;
   }
   return nullptr;
@@ -67,7 +83,7 @@ SilentFacts silentFactsToWatch(const Policy& policy, const ProcessFacts& p) {
     if (m.exe && !globMatches(*m.exe, p.exe)) continue;
     if (m.comm && !m.comm->matches(p.comm)) continue;
     watch.cmdline |= m.cmdline && !isWrapper(p.exe);
-    watch.cgroup |= m.unit || m.cgroup;
+    watch.cgroup |= m.unit || m.cgroup || m.container || m.pod || m.qos;
   }
   return watch;
 }

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "policy/container.h"
+
 namespace cpuclass::policy {
 
 // Where something was written, for diagnostics and `explain`. Line and column are 1-based.
@@ -91,6 +93,11 @@ struct WorkerMatch {
   std::optional<Pattern> cmdline;      // the command line, arguments joined by spaces
   std::optional<std::string> unit;     // systemd unit name, e.g. mydb.service
   std::optional<std::string> cgroup;   // glob on the process's cgroup path (unified, or v1 cpu)
+  // Containers and pods, from that path (policy/container.h): a container id (a prefix of at
+  // least 12 hex digits, as `docker ps` shows it, or a glob on the 64), a pod UID, a QoS class.
+  std::optional<std::string> container;
+  std::optional<std::string> pod;
+  std::optional<QosClass> qos;
 };
 
 struct ThreadRule {
