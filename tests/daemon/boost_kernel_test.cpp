@@ -29,7 +29,7 @@ TEST_F(BoostTest, StarvingOffloadThreadIsBoostedAndRevertedWhenDone) {
   startDaemon();
   ASSERT_TRUE(placedAs(off, "offload"));
   EXPECT_EQ(worker_->ask("spin " + std::to_string(off)), "ok");  // runnable, in an idle group: starves
-  EXPECT_TRUE(waitUntil([&] { return inBoost(off); }, 5s)) << where(off).group;
+  EXPECT_TRUE(waitUntil([&] { return inBoost(off); }, 5s)) << where(off).group << daemonLog();
   const int port = metricsPort();
   std::string text;
   EXPECT_TRUE(waitUntil([&] {

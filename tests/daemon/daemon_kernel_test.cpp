@@ -363,10 +363,13 @@ TEST_F(DiscoveryTest, AChildProcessWhoseTitleChangesIsReclassified) {
   const auto took = timeUntilIn(child, group("background"));
   ASSERT_TRUE(took) << daemonLog();
   EXPECT_LT(*took, 300ms + kWithinARescan);
-  const auto f = proc_->thread(child, child);
-  ASSERT_TRUE(f);
-  EXPECT_EQ(f->policy, cgroups::kSchedBatch);
-  EXPECT_EQ(f->nice, 5);
+  // Its scheduling is set right after the move: wait for it rather than read once.
+  std::optional<cgroups::ThreadFacts> f;
+  EXPECT_TRUE(waitUntil([&] {
+    auto read = proc_->thread(child, child);
+    if (read) f = *read;
+    return f && f->policy == cgroups::kSchedBatch && f->nice == 5;
+  }, 2s)) << (f ? std::to_string(f->policy) + " nice " + std::to_string(f->nice) : "gone") << daemonLog();
 }
 
 TEST_F(DiscoveryTest, AProcessMovedIntoAMatchingCgroupIsManagedAtTheNextRescan) {

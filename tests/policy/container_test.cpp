@@ -55,8 +55,7 @@ TEST(Container, TheLayoutsInTheWildAreRead) {
 }
 
 TEST(Container, PlainServicesSessionsAndMonitorsAreNone) {
-  for (const std::string path :
-       {"/system.slice/postgresql@15-main.service", "/user.slice/user-1000.slice/session-3.scope", "/", "",
+  for (const std::string& path : std::vector<std::string>{"/system.slice/postgresql@15-main.service", "/user.slice/user-1000.slice/session-3.scope", "/", "",
         "/machine.slice/libpod-conmon-" + kId + ".scope", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" +
             kUidSystemd + ".slice/crio-conmon-" + kId + ".scope",
         "/system.slice/docker-" + kId.substr(0, 63) + ".scope",  // not an id: 63 digits
