@@ -50,7 +50,18 @@ TEST_F(MetricsTest, ClassCpuSecondsMatchTheKernelsPerThreadAccounting) {
   for (const auto& [c, tids] : members) {
     for (const pid_t t : tids) start_ns[t] = runtimeNs(t);
   }
-  const std::string before = testing::httpGet(port, "/metrics");
+  // Placed in the cpu hierarchy first; the accounting mirror (the counter's source on v1) and
+  // the published groups follow within the same reconcile: wait for every class's counter.
+  std::string before;
+  ASSERT_TRUE(waitUntil([&] {
+    before = testing::httpGet(port, "/metrics");
+    return std::all_of(members.begin(), members.end(), [&](const auto& m) {
+      return seriesValue(before, "cpuclass_class_cpu_seconds_total" + cls(m.first)).has_value();
+    });
+  }, 5s)) << before;
+  for (const auto& [c, tids] : members) {  // the deltas start at that scrape
+    for (const pid_t t : tids) start_ns[t] = runtimeNs(t);
+  }
   // One class at a time, so the idle offload class gets the CPU too.
   burn(fg, 300ms);
   burn(bg, 300ms);
