@@ -8,7 +8,7 @@ namespace cpuclass::policy {
 namespace {
 
 bool isHexId(std::string_view s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= 'f') && (c <= '9' || c >= 'a'); });
+  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
 }
 
 bool strip(std::string_view& s, std::string_view prefix, std::string_view suffix = {}) {
@@ -68,15 +68,6 @@ std::optional<ContainerFacts> parseContainer(std::string_view cgroup) {
   if (monitor || (facts.id.empty() && facts.pod_uid.empty())) return std::nullopt;
   if (!facts.pod_uid.empty()) facts.qos = qos_part.value_or(QosClass::kGuaranteed);
   return facts;
-}
-
-std::string_view qosName(QosClass qos) {
-  switch (qos) {
-    case QosClass::kGuaranteed: return "guaranteed";
-    case QosClass::kBurstable: return "burstable";
-    case QosClass::kBestEffort: return "besteffort";
-  }
-  return "?";
 }
 
 }  // namespace cpuclass::policy

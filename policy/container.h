@@ -21,6 +21,4 @@ struct ContainerFacts {
 // runtime's monitor (conmon) is not its container: null.
 std::optional<ContainerFacts> parseContainer(std::string_view cgroup);
 
-std::string_view qosName(QosClass qos);  // guaranteed, burstable, besteffort
-
 }  // namespace cpuclass::policy
