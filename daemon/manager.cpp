@@ -180,6 +180,7 @@ void Manager::considerProcess(pid_t pid, std::string_view why) {
   facts.exe = proc_.exe(pid).value_or("");
   facts.cmdline = proc_.cmdline(pid).value_or("");
   facts.cgroup = cgroups::cgroupPathOf(*groups, "").value_or(cgroups::cgroupPathOf(*groups, "cpu").value_or(""));
+  addContainerMeta(facts);
 
   // A child of a managed process belongs to the parent's worker, even if it matches a worker
   // itself (a helper in the same systemd unit, say): process rules then decide its class.
@@ -209,6 +210,12 @@ std::string Manager::matchedWhy(const policy::WorkerSpec& worker, std::string_vi
   std::string text = "matched by worker " + worker.name + " at " + worker.where.str();
   if (!why.empty()) text.append(" ").append(why);
   return text;
+}
+
+void Manager::addContainerMeta(policy::ProcessFacts& facts) {
+  if (!policy::needsContainerMeta(policy_)) return;
+  const auto c = policy::parseContainer(facts.cgroup);
+  facts.container_meta = c && !c->id.empty() ? containers_.lookup(c->id) : std::nullopt;
 }
 
 void Manager::recheckSilentFacts() {
@@ -241,6 +248,7 @@ void Manager::recheckSilentFacts() {
         if (now != u.facts.cgroup) {
           why = fmt::format("after it moved to cgroup {}", now);
           u.facts.cgroup = std::move(now);
+          addContainerMeta(u.facts);
         }
       }
     }

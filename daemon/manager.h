@@ -17,6 +17,7 @@
 #include "base/unique_fd.h"
 #include "cgroups/thread_probe.h"
 #include "daemon/boost.h"
+#include "daemon/container_metadata.h"
 #include "cgroups/class_tree.h"
 #include "cgroups/proc_events.h"
 #include "cgroups/proc_fs.h"
@@ -228,6 +229,8 @@ class Manager {
   // `why` says what made it look again, for the log and `explain`.
   void considerProcess(pid_t pid, std::string_view why = {});
   std::string matchedWhy(const policy::WorkerSpec& worker, std::string_view why) const;
+  // The container's names and annotations, where a worker matches by them (policy::needsContainerMeta).
+  void addContainerMeta(policy::ProcessFacts& facts);
   void renamedProcess(pid_t pid, const std::string& comm);  // its main thread's COMM event
   // Periodic: re-reads the command line and cgroup where a change could match a worker or
   // reclassify a child process (no kernel event reports those changes).
@@ -281,6 +284,7 @@ class Manager {
   policy::Policy policy_;
   cgroups::ClassTree tree_;
   cgroups::ProcFs proc_;
+  ContainerMetadata containers_;
   StateFile state_;
   Logger& log_;
   Stats stats_;

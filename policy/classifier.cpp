@@ -15,19 +15,32 @@ bool endsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-bool isHexPrefix(std::string_view s) {
-  return s.size() >= 12 && s.size() <= 64 && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
-}
-
-// The container criteria of a match, all of which must hold; true when there are none.
+// The container criteria of a match, all of which must hold; true when there are none. A name,
+// namespace or annotation holds only where the runtime's files said it (container_meta).
 bool containerMatches(const WorkerMatch& m, const ProcessFacts& p) {
-  if (!m.container && !m.pod && !m.qos) return true;
+  if (!m.container && !m.pod && !m.qos && m.annotations.empty()) return true;
   const auto c = parseContainer(p.cgroup);
   if (!c) return false;
-  if (m.container && (c->id.empty() || !(isHexPrefix(*m.container) ? c->id.starts_with(*m.container) : globMatches(*m.container, c->id)))) {
-    return false;
+  const ContainerMeta* meta = p.container_meta ? &*p.container_meta : nullptr;
+  if (m.container) {
+    if (c->id.empty()) return false;
+    const bool held = isContainerIdPrefix(*m.container)
+                          ? c->id.starts_with(*m.container)
+                          : globMatches(*m.container, c->id) || (meta && !meta->name.empty() && globMatches(*m.container, meta->name));
+    if (!held) return false;
   }
-  return (!m.pod || *m.pod == c->pod_uid) && (!m.qos || m.qos == c->qos);
+  if (m.pod) {
+    const bool held = isPodUid(*m.pod) ? *m.pod == c->pod_uid
+                                       : meta && !meta->pod_name.empty() &&
+                                             globMatches(*m.pod, meta->pod_namespace + "/" + meta->pod_name);
+    if (!held) return false;
+  }
+  if (m.qos && m.qos != c->qos) return false;
+  for (const auto& [key, glob] : m.annotations) {
+    const auto it = meta ? meta->annotations.find(key) : std::map<std::string, std::string>::const_iterator{};
+    if (!meta || it == meta->annotations.end() || !globMatches(glob, it->second)) return false;
+  }
+  return true;
 }
 
 bool processRuleMatches(const ProcessRule& r, const ProcessFacts& p) {
@@ -83,9 +96,16 @@ SilentFacts silentFactsToWatch(const Policy& policy, const ProcessFacts& p) {
     if (m.exe && !globMatches(*m.exe, p.exe)) continue;
     if (m.comm && !m.comm->matches(p.comm)) continue;
     watch.cmdline |= m.cmdline && !isWrapper(p.exe);
-    watch.cgroup |= m.unit || m.cgroup || m.container || m.pod || m.qos;
+    watch.cgroup |= m.unit || m.cgroup || m.container || m.pod || m.qos || !m.annotations.empty();
   }
   return watch;
+}
+
+bool needsContainerMeta(const Policy& policy) {
+  return std::any_of(policy.workers.begin(), policy.workers.end(), [](const WorkerSpec& w) {
+    const auto& m = w.match;
+    return (m.container && !isContainerIdPrefix(*m.container)) || (m.pod && !isPodUid(*m.pod)) || !m.annotations.empty();
+  });
 }
 
 bool processRulesReadCmdline(const WorkerSpec& worker) {

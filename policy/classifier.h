@@ -16,6 +16,9 @@ struct ProcessFacts {
   std::string exe;
   std::string cmdline;  // arguments joined by spaces
   std::string cgroup;   // path in the unified hierarchy (or v1 cpu), e.g. /system.slice/db.service
+  // The container's names and annotations, where the policy needs them (needsContainerMeta) and
+  // the process is in a container whose runtime records them.
+  std::optional<ContainerMeta> container_meta;
   std::string unit() const;  // the systemd unit in `cgroup`: its last *.service or *.scope component
 };
 
@@ -23,6 +26,10 @@ struct ProcessFacts {
 // `cmdline` criterion never holds for a wrapper (sh, env, taskset, numactl, runuser, ...), whose
 // command line carries the program it starts: the program is matched once it runs.
 const WorkerSpec* matchWorker(const Policy& policy, const ProcessFacts& process);
+
+// Whether some worker matches containers or pods by name, namespace or annotation, which only the
+// runtime's files say (ProcessFacts::container_meta).
+bool needsContainerMeta(const Policy& policy);
 
 // Facts that change with no kernel event: the command line (a process title rewritten in place
 // through argv, as PostgreSQL and nginx do) and the cgroup (a process moved into a unit or

@@ -46,6 +46,19 @@ std::optional<std::string> podIn(std::string_view part) {
 
 }  // namespace
 
+bool isContainerIdPrefix(std::string_view s) {
+  return s.size() >= 12 && s.size() <= 64 && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+bool isPodUid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? s[i] != '-' : std::string_view("0123456789abcdef").find(s[i]) == std::string_view::npos) return false;
+  }
+  return true;
+}
+
 std::optional<ContainerFacts> parseContainer(std::string_view cgroup) {
   ContainerFacts facts;
   bool kubepods = false, monitor = false;

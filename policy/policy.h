@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <regex>
@@ -94,10 +95,12 @@ struct WorkerMatch {
   std::optional<std::string> unit;     // systemd unit name, e.g. mydb.service
   std::optional<std::string> cgroup;   // glob on the process's cgroup path (unified, or v1 cpu)
   // Containers and pods, from that path (policy/container.h): a container id (a prefix of at
-  // least 12 hex digits, as `docker ps` shows it, or a glob on the 64), a pod UID, a QoS class.
+  // least 12 hex digits, as `docker ps` shows it) or a glob on its name (or 64-digit id), a pod
+  // UID or a glob on NAMESPACE/NAME, a QoS class; and globs on the container's OCI annotations.
   std::optional<std::string> container;
   std::optional<std::string> pod;
   std::optional<QosClass> qos;
+  std::map<std::string, std::string> annotations;
 };
 
 struct ThreadRule {

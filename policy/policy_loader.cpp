@@ -494,7 +494,7 @@ class Builder {
   void visitMatch(WorkerMatch& m, const YAML::Node& k, const YAML::Node& v) {
     if (!expectMap("match", k, v)) return;
     bool any = false;
-    visitMap(v, {"exe", "comm", "cmdline", "unit", "cgroup", "container", "pod", "qos"},
+    visitMap(v, {"exe", "comm", "cmdline", "unit", "cgroup", "container", "pod", "qos", "annotations"},
              [&](const std::string& key, const YAML::Node& kk, const YAML::Node& vv) {
       if (key == "exe") m.exe = readString(key, kk, vv);
       if (key == "comm") m.comm = readPattern(key, kk, vv);
@@ -502,42 +502,50 @@ class Builder {
       if (key == "unit") m.unit = readString(key, kk, vv);
       if (key == "cgroup") m.cgroup = readString(key, kk, vv);
       if (key == "container") m.container = readContainerId(kk, vv);
-      if (key == "pod") m.pod = readPodUid(kk, vv);
+      if (key == "pod") m.pod = readPod(kk, vv);
+      if (key == "annotations") readAnnotations(m.annotations, kk, vv);
       if (key == "qos") {
         m.qos = readEnum<QosClass>(key, kk, vv, {{"guaranteed", QosClass::kGuaranteed}, {"burstable", QosClass::kBurstable},
                                                  {"besteffort", QosClass::kBestEffort}});
       }
       any = true;
     });
-    if (!any) error(at(k, v), "match needs at least one of: exe, comm, cmdline, unit, cgroup, container, pod, qos");
+    if (!any) error(at(k, v), "match needs at least one of: exe, comm, cmdline, unit, cgroup, container, pod, qos, annotations");
   }
 
   // A container id as runtimes show it: 12 to 64 lowercase hex digits (a prefix of the id), or a
-  // glob over the 64 (e.g. '*'). A shorter hex string would match containers by accident.
+  // glob on the container's name or 64-digit id (e.g. '*'). A shorter hex string would match
+  // containers by accident.
   std::optional<std::string> readContainerId(const YAML::Node& k, const YAML::Node& v) {
     auto id = readString("container", k, v);
     if (!id) return std::nullopt;
     const bool hex = id->find_first_not_of("0123456789abcdef") == std::string::npos;
-    if (hex && (id->size() < 12 || id->size() > 64)) {
+    if (hex && !isContainerIdPrefix(*id)) {
       error(at(k, v), "container: a container id needs 12 to 64 hex digits (docker ps and podman ps show 12), got '" + *id + "'");
       return std::nullopt;
     }
     return id;
   }
 
-  // A Kubernetes pod UID: 8-4-4-4-12 lowercase hex digits (kubectl get pod -o jsonpath='{.metadata.uid}').
-  std::optional<std::string> readPodUid(const YAML::Node& k, const YAML::Node& v) {
-    auto uid = readString("pod", k, v);
-    if (!uid) return std::nullopt;
-    const bool shaped = uid->size() == 36 && std::all_of(uid->begin(), uid->end(), [i = 0](char c) mutable {
-      const int at = i++;
-      return (at == 8 || at == 13 || at == 18 || at == 23) ? c == '-' : std::isxdigit(static_cast<unsigned char>(c)) && !std::isupper(static_cast<unsigned char>(c));
-    });
-    if (!shaped) {
-      error(at(k, v), "pod: a pod UID looks like 0d9ba2a4-5b8e-4c2e-9f1e-2a7c3e4b5d6f (kubectl get pod -o jsonpath='{.metadata.uid}'), got '" + *uid + "'");
+  // A Kubernetes pod: its UID (kubectl get pod -o jsonpath='{.metadata.uid}') or a glob on
+  // NAMESPACE/NAME.
+  std::optional<std::string> readPod(const YAML::Node& k, const YAML::Node& v) {
+    auto pod = readString("pod", k, v);
+    if (!pod) return std::nullopt;
+    if (!isPodUid(*pod) && pod->find('/') == std::string::npos) {
+      error(at(k, v), "pod: a pod UID (0d9ba2a4-5b8e-4c2e-9f1e-2a7c3e4b5d6f, kubectl get pod -o jsonpath='{.metadata.uid}') "
+                      "or NAMESPACE/NAME (globs allowed: 'db/postgres-*'), got '" + *pod + "'");
       return std::nullopt;
     }
-    return uid;
+    return pod;
+  }
+
+  // OCI annotations: each key must be present with a value the glob matches.
+  void readAnnotations(std::map<std::string, std::string>& out, const YAML::Node& k, const YAML::Node& v) {
+    if (!expectMap("annotations", k, v)) return;
+    visitMap(v, {}, [&](const std::string& key, const YAML::Node& kk, const YAML::Node& vv) {
+      if (auto glob = readString(key, kk, vv)) out[key] = std::move(*glob);
+    });
   }
 
   void visitRules(const YAML::Node& k, const YAML::Node& v, const std::function<void(const YAML::Node&)>& visit) {

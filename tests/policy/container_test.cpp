@@ -101,6 +101,36 @@ TEST(Container, WorkersMatchByContainerIdPodAndQos) {
   EXPECT_TRUE(silentFactsToWatch(burstable, {.comm = "postgres", .exe = "/usr/bin/postgres"}).cgroup);
 }
 
+bool matchesWith(const Policy& p, const std::string& cgroup, ContainerMeta meta) {
+  return matchWorker(p, {.comm = "postgres", .exe = "/usr/bin/postgres", .cmdline = "postgres", .cgroup = cgroup,
+                         .container_meta = std::move(meta)}) != nullptr;
+}
+
+TEST(Container, WorkersMatchByNamesAndAnnotationsTheRuntimeRecorded) {
+  const std::string in_pod = "/kubepods/burstable/pod" + kUid + "/" + kId;
+  const std::string podman = "/machine.slice/libpod-" + kId + ".scope";
+  const ContainerMeta k8s{.name = "postgres", .pod_name = "db-0", .pod_namespace = "prod", .annotations = {{"tier", "gold"}}};
+  const auto by_name = policyOf("{container: 'pg*'}");
+  EXPECT_TRUE(matchesWith(by_name, podman, {.name = "pg-main"}));
+  EXPECT_FALSE(matchesWith(by_name, podman, {.name = "web"}));
+  EXPECT_FALSE(matches(by_name, podman));  // no record of the name: no match
+  EXPECT_FALSE(matchesWith(by_name, "/system.slice/pg.service", {.name = "pg-main"}));  // not in a container
+  EXPECT_TRUE(matchesWith(policyOf("{container: postgres}"), in_pod, k8s));
+  const auto by_pod = policyOf("{pod: 'prod/db-*'}");
+  EXPECT_TRUE(matchesWith(by_pod, in_pod, k8s));
+  EXPECT_FALSE(matchesWith(by_pod, in_pod, {.name = "postgres", .pod_name = "db-0", .pod_namespace = "dev"}));
+  EXPECT_FALSE(matchesWith(by_pod, podman, {.name = "db-0"}));
+  const auto by_annotation = policyOf("{annotations: {tier: 'g*'}}");
+  EXPECT_TRUE(matchesWith(by_annotation, in_pod, k8s));
+  EXPECT_FALSE(matchesWith(by_annotation, in_pod, {.annotations = {{"tier", "silver"}}}));
+  EXPECT_FALSE(matchesWith(by_annotation, in_pod, {}));
+  // Only names, namespaces and annotations need the runtime's files.
+  EXPECT_TRUE(needsContainerMeta(by_name));
+  EXPECT_TRUE(needsContainerMeta(by_pod));
+  EXPECT_TRUE(needsContainerMeta(by_annotation));
+  EXPECT_FALSE(needsContainerMeta(policyOf("{container: '" + kId.substr(0, 12) + "', pod: '" + kUid + "', qos: burstable}")));
+}
+
 TEST(Container, BadCriteriaAreClearErrors) {
   const auto error = [](const std::string& match) {
     auto r = parsePolicy({{"p.yaml", "workers:\n  - name: db\n    match: " + match + "\n"}});
@@ -108,8 +138,10 @@ TEST(Container, BadCriteriaAreClearErrors) {
     return formatDiagnostics(r.diagnostics);
   };
   EXPECT_NE(error("{container: 3f1c2d4e}").find("a container id needs 12 to 64 hex digits"), std::string::npos);
-  EXPECT_NE(error("{pod: web-7d4b9}").find("a pod UID looks like"), std::string::npos);
-  EXPECT_NE(error("{pod: " + kUidSystemd + "}").find("a pod UID looks like"), std::string::npos);
+  EXPECT_NE(error("{pod: web-7d4b9}").find("a pod UID (0d9ba2a4"), std::string::npos);
+  EXPECT_NE(error("{pod: " + kUidSystemd + "}").find("or NAMESPACE/NAME"), std::string::npos);
+  EXPECT_NE(error("{annotations: [a]}").find("annotations"), std::string::npos);
+  EXPECT_NE(error("{annotations: {tier: ''}}").find("tier must be a non-empty string"), std::string::npos);
   EXPECT_NE(error("{qos: gold}").find("qos"), std::string::npos);
 }
 
