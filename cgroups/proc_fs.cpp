@@ -1,11 +1,13 @@
 #include "cgroups/proc_fs.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <fstream>
 
 #include "base/text.h"
 
@@ -119,6 +121,24 @@ Result<UniqueFd> ProcFs::openPidfd(pid_t pid) {
 
 bool ProcFs::pidfdAlive(const UniqueFd& pidfd) {
   return ::syscall(SYS_pidfd_send_signal, pidfd.get(), 0, nullptr, 0) == 0;
+}
+
+Result<bool> ProcFs::joinInitialCgroupNamespace() {
+  // PID 1's groups read as "/.." from a namespace below its: the sign that paths are not the host's.
+  std::ifstream init_groups("/proc/1/cgroup");
+  bool below = false;
+  for (std::string line; std::getline(init_groups, line);) {
+    const auto colon = line.find(':', line.find(':') + 1);
+    below |= colon != std::string::npos && line.compare(colon + 1, 3, "/..") == 0;
+  }
+  if (!below) return false;
+  const UniqueFd ns(::open("/proc/1/ns/cgroup", O_RDONLY | O_CLOEXEC));
+  if (ns.get() < 0 || ::setns(ns.get(), CLONE_NEWCGROUP) != 0) {
+    return failErrno("the daemon is in a cgroup namespace of its own (a container's), where other processes' "
+                     "cgroups read as /..; joining PID 1's needs CAP_SYS_ADMIN and CAP_SYS_PTRACE, or run it in "
+                     "the host's (podman --cgroupns=host; docs/kubernetes.md)");
+  }
+  return true;
 }
 
 bool ProcFs::hasThread(pid_t pid, pid_t tid) const {

@@ -54,6 +54,14 @@ class ProcFs {
   // Whether tid is a thread of process pid.
   bool hasThread(pid_t pid, pid_t tid) const;
 
+  // Cgroup paths (in /proc/PID/cgroup and mountinfo) read relative to the reader's cgroup
+  // namespace: from a container's own (Kubernetes gives every container one on cgroup v2), other
+  // processes' groups read as "/../..". A daemon sharing the host's PID namespace joins PID 1's
+  // before it starts any thread (setns acts on the calling thread; later threads inherit it).
+  // True when it joined; false when PID 1's groups read as the host's already (or PID 1 is the
+  // container's own: no host PID namespace); an error when it cannot join.
+  static Result<bool> joinInitialCgroupNamespace();
+
  private:
   Dir root_;
 };

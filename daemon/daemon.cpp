@@ -271,6 +271,12 @@ int runDaemon(const Options& options, Logger& log) {
     log.debug("own slice {}us: {}", kOwnSlice.count(), *sliced ? "yes" : "not supported by this kernel");
   }
 
+  // Before any thread starts (the namespace is the calling thread's) and any cgroup path is read.
+  if (const auto joined = cgroups::ProcFs::joinInitialCgroupNamespace(); !joined) {
+    return log.error("{}", joined.error().message), 1;
+  } else if (*joined) {
+    log.info("joined PID 1's cgroup namespace (the daemon's container has one of its own)");
+  }
   auto proc = cgroups::ProcFs::openSystem();
   auto mountinfo = proc ? proc->root().read("self/mountinfo") : Result<std::string>(tl::unexpected(proc.error()));
   auto layout = mountinfo ? cgroups::detectLayout(*mountinfo) : Result<cgroups::CgroupLayout>(tl::unexpected(mountinfo.error()));
