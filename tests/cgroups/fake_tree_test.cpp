@@ -121,6 +121,28 @@ TEST(HierarchyV2, DelegationIsTheXattrSystemdSets) {
   EXPECT_EQ(open(t, CgroupVersion::kV1).isDelegated("system.slice/plain.service"), true);
 }
 
+// Kubernetes on cgroup v2, as the kubelet's two drivers lay containers out: under the systemd
+// driver the runtime creates the container's scope with Delegate=yes (systemd marks it with the
+// xattr), and the classes go inside it; under cgroupfs nothing is delegated and the worker is
+// left alone (docs/kubernetes.md).
+TEST(ClassTreeV2, KubernetesContainersAreDelegatedUnderTheSystemdDriverOnly) {
+  const std::string id(64, 'a');
+  const std::string systemd_pod = "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0d9ba2a4_5b8e_4c2e_9f1e_2a7c3e4b5d6f.slice";
+  const std::string systemd_scope = systemd_pod + "/cri-containerd-" + id + ".scope";
+  const std::string cgroupfs_container = "kubepods/burstable/pod0d9ba2a4-5b8e-4c2e-9f1e-2a7c3e4b5d6f/" + id;
+  FakeCgroupTree t(true);
+  t.addGroup(systemd_scope);
+  t.addGroup(cgroupfs_container);
+  ASSERT_EQ(::setxattr(t.at(systemd_scope).c_str(), "user.delegate", "1", 1, 0), 0) << std::strerror(errno);
+  const auto h = open(t, CgroupVersion::kV2);
+  // A container's process, and one of its threads the daemon already placed: the same point.
+  EXPECT_EQ(ClassTree::delegationPointOf("/" + systemd_scope), systemd_scope);
+  EXPECT_EQ(ClassTree::delegationPointOf("/" + systemd_scope + "/cpuclass/background"), systemd_scope);
+  EXPECT_EQ(h.isDelegated(systemd_scope), true);
+  EXPECT_EQ(h.isDelegated(ClassTree::delegationPointOf("/" + cgroupfs_container)), false);
+  EXPECT_EQ(h.isDelegated(systemd_pod), false);  // the pod's slice is the kubelet's
+}
+
 TEST(ClassTreeV2, EnterBaseMovesEveryProcessBeforeEnablingCpu) {
   FakeCgroupTree t(true);
   t.addGroup("s/db.service");

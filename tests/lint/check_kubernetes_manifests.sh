@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # packaging/kubernetes/ checked offline: every manifest against the Kubernetes and Prometheus
 # Operator schemas (npm kubernetes-models, installed once into a cache), the kustomization lists
-# every manifest, the ConfigMap's drop-ins pass `cpuclassd --check-policy` over the packaged
+# every manifest, the alert rules wrapped as a PrometheusRule, the ConfigMap's drop-ins pass `cpuclassd --check-policy` over the packaged
 # policy, the probes use the port the policy listens on; and a broken DaemonSet is refused, so
 # the check can fail.
 #   check_kubernetes_manifests.sh SOURCE_DIR CPUCLASSD
@@ -45,6 +45,16 @@ if out=$("$daemon" --check-policy "$etc/policy.yaml" 2>&1); then echo "ok - the 
 port=$(grep -oE 'metrics_listen: *[0-9.]+:[0-9]+' "$etc/policy.d"/*.yaml | grep -oE '[0-9]+$' | tail -1)
 if grep -qE "containerPort: $port\$" "$k8s/daemonset.yaml"; then echo "ok - the pod's metrics port is the policy's ($port)"; else
   echo "not ok - containerPort is not the policy's metrics port ($port)"; failed=1; fi
+
+# The rules as docs/kubernetes.md wraps them for the Prometheus Operator.
+node -e '
+  const YAML = require("yaml"), fs = require("fs");
+  const spec = YAML.parse(fs.readFileSync(process.argv[1], "utf8"));
+  const rule = {apiVersion: "monitoring.coreos.com/v1", kind: "PrometheusRule",
+                metadata: {name: "cpuclassd", namespace: "cpuclass-system"}, spec};
+  fs.writeFileSync(process.argv[2], YAML.stringify(rule));
+' "$src/packaging/prometheus/cpuclassd.rules.yaml" "$etc/prometheusrule.yaml"
+node "$src/tests/lint/validate_kubernetes.js" "$etc/prometheusrule.yaml" | sed "s|$etc/|(cpuclassd.rules.yaml as) |" || failed=1
 
 # The check itself: a DaemonSet with a wrongly typed field must be refused.
 sed 's/hostPID: true/hostPID: "yes"/' "$k8s/daemonset.yaml" >"$etc/broken.yaml"
