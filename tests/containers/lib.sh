@@ -71,6 +71,23 @@ placement() {
   echo "$group ${39} ${17}"
 }
 
+# check NAME PID COMM WANT: waits up to 20 s for the thread of PID named COMM to be at WANT,
+# "<cpu cgroup> <policy> <nice>" (SCHED_OTHER 0, SCHED_BATCH 3, SCHED_IDLE 5: sched(7)); prints a
+# TAP line and sets failed=1 if it never is.
+failed=0
+check() {
+  local tid
+  tid=$(thread_of "$2" "$3") || { echo "not ok - $1: no thread $3"; failed=1; return; }
+  # shellcheck disable=SC2317 # called by wait_for
+  at_want() { [ "$(placement "$2" "$tid")" = "$4" ]; }
+  if wait_for 20 at_want "$@"; then
+    echo "ok - $1: $3 at $4"
+  else
+    echo "not ok - $1: $3 at '$(placement "$2" "$tid")', wanted '$4'"
+    failed=1
+  fi
+}
+
 # wait_for SECONDS COMMAND...: polls until COMMAND succeeds.
 wait_for() {
   local until=$((SECONDS + $1))

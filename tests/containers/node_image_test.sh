@@ -64,26 +64,15 @@ echo "# capabilities: $caps"
   --cap-drop=all --cap-add="$caps" --read-only --security-opt=no-new-privileges \
   "$image" >/dev/null || fail "podman run"
 
-failed=0
-check() {  # check NAME COMM WANT
-  local tid
-  tid=$(thread_of "$worker_pid" "$2") || { echo "not ok - $1: no thread $2"; failed=1; return; }
-  if wait_for 20 bash -c "[ \"\$(. '$here/lib.sh' && placement $worker_pid $tid)\" = '$3' ]"; then
-    echo "ok - $1: $2 at $3"
-  else
-    echo "not ok - $1: $2 at '$(placement "$worker_pid" "$tid")', wanted '$3'"
-    failed=1
-  fi
-}
-check "placed from the container" bg-compact "/$CT_TAG/db/background 3 5"
-check "placed from the container" off-1 "/$CT_TAG/db/offload 5 0"
+check "placed from the container" "$worker_pid" bg-compact "/$CT_TAG/db/background 3 5"
+check "placed from the container" "$worker_pid" off-1 "/$CT_TAG/db/offload 5 0"
 if wait_for 10 bash -c "curl -sf http://127.0.0.1:$port/metrics | grep -qE '^cpuclass_class_threads\{.*class=\"background\".*\} [1-9]'"; then
   echo "ok - /metrics on the node's network"
 else
   echo "not ok - /metrics on the node's network"; failed=1
 fi
 podman stop -t 10 "$CT_TAG-node" >/dev/null
-check "restored when the container stops" bg-compact "$home 0 0"
+check "restored when the container stops" "$worker_pid" bg-compact "$home 0 0"
 if podman logs "$CT_TAG-node" 2>&1 | grep -E '^<[0-4]>' | grep -v 'D-Bus' >"$CT_TMP/problems"; then
   echo "not ok - the daemon logged problems:"; sed 's/^/#   /' "$CT_TMP/problems"; failed=1
 fi

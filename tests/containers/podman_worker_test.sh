@@ -48,18 +48,6 @@ POLICY
 "$daemon" --policy "$CT_TMP/policy.yaml" --state-dir "$CT_TMP/state" >"$CT_TMP/daemon.log" 2>&1 &
 CT_DAEMON_PID=$!
 
-failed=0
-check() {  # check NAME PID COMM WANT: WANT is "<cgroup> <policy> <nice>"
-  local tid got
-  tid=$(thread_of "$2" "$3") || { echo "not ok - $1: no thread $3"; failed=1; return; }
-  if wait_for 10 bash -c "[ \"\$(cd / && . '$here/lib.sh' && placement $2 $tid)\" = '$4' ]"; then
-    echo "ok - $1: $3 at $4"
-  else
-    echo "not ok - $1: $3 at '$(placement "$2" "$tid")', wanted '$4'"
-    failed=1
-  fi
-}
-# SCHED_OTHER 0, SCHED_BATCH 3, SCHED_IDLE 5 (sched(7)).
 check "by container name" "$db" bg-merge "/$CT_TAG/db/background 3 5"
 check "by container name" "$db" off-1 "/$CT_TAG/db/offload 5 0"
 check "by container name" "$db" fg-1 "/$CT_TAG/db/foreground 0 0"
