@@ -113,6 +113,17 @@ Result<std::string> ProcFs::exe(pid_t pid) const {
   return std::string(buf, static_cast<size_t>(n));
 }
 
+Result<pid_t> ProcFs::tgidOf(pid_t tid) const {
+  // /proc/<tid> names any thread, though only processes are listed.
+  auto text = root_.read(std::to_string(tid) + "/status");
+  if (!text) return tl::unexpected(text.error());
+  for (const auto line : splitLines(*text)) {
+    if (!line.starts_with("Tgid:")) continue;
+    if (const auto tgid = parseInt(trim(line.substr(5)))) return static_cast<pid_t>(*tgid);
+  }
+  return fail(EINVAL, "no Tgid in /proc/" + std::to_string(tid) + "/status");
+}
+
 Result<UniqueFd> ProcFs::openPidfd(pid_t pid) {
   const long fd = ::syscall(SYS_pidfd_open, pid, 0);
   if (fd < 0) return failErrno("pidfd_open " + std::to_string(pid));

@@ -42,6 +42,7 @@ class ProcFs {
   Result<std::vector<CgroupEntry>> cgroups(pid_t pid, pid_t tid) const;  // cgroup alone
   Result<std::string> cmdline(pid_t pid) const;  // NUL separators turned into spaces
   Result<std::string> exe(pid_t pid) const;      // readlink of /proc/<pid>/exe
+  Result<pid_t> tgidOf(pid_t tid) const;         // the process of any thread (status: Tgid)
   Result<uint64_t> voluntarySwitches(pid_t pid, pid_t tid) const;  // times the thread slept
   Result<std::string> read(pid_t pid, pid_t tid, std::string_view file) const;
 

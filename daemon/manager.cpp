@@ -1317,27 +1317,27 @@ bool Manager::lookAt(pid_t tid, Nanos now) {
 }
 
 Result<BoostVerdict> Manager::reportWait(pid_t waiter, pid_t holder, Nanos now) {
-  const auto h = threads_.find(holder);
-  if (h == threads_.end() || !threads_.contains(waiter)) {
-    return fail(ESRCH, "thread " + std::to_string(h == threads_.end() ? holder : waiter) + " is not managed");
+  Thread* const h = managedThread(holder);
+  if (h == nullptr || managedThread(waiter) == nullptr) {
+    return fail(ESRCH, "thread " + std::to_string(h == nullptr ? holder : waiter) + " is not managed");
   }
-  const auto* spec = classOf(h->second);
+  const auto* spec = classOf(*h);
   if (spec == nullptr || !spec->boost) {
-    return fail(EINVAL, "thread " + std::to_string(holder) + " is in class " + h->second.decision.class_name +
+    return fail(EINVAL, "thread " + std::to_string(holder) + " is in class " + h->decision.class_name +
                             ", which has no boost");
   }
   waiters_[holder].insert(waiter);
   last_report_ = now;
-  auto& counters = boost_counters_[classGroupOf(h->second)];
-  const auto process = processes_.find(h->second.tgid);
+  auto& counters = boost_counters_[classGroupOf(*h)];
+  const auto process = processes_.find(h->tgid);
   if (process == processes_.end()) return fail(ESRCH, "thread " + std::to_string(holder) + " is not managed");
   const auto verdict = book_.request(holder, process->second.worker, now, limitsOf(*spec->boost), true);
   if (verdict == BoostVerdict::kStarted) {
     ++counters.boosts_started;
-    boostStarted(holder, h->second);
+    boostStarted(holder, *h);
     reconcile();
   } else if (verdict == BoostVerdict::kAlreadyBoosted) {
-    dirty_.emplace(holder, h->second.tgid);  // a detected boost becomes a reported one: wait_nice
+    dirty_.emplace(holder, h->tgid);  // a detected boost becomes a reported one: wait_nice
     reconcile();
   } else if (refused(verdict)) {
     ++counters.boosts_refused;
@@ -1362,12 +1362,13 @@ Result<void> Manager::endWait(pid_t waiter, pid_t holder, Nanos now) {
 
 Manager::Thread* Manager::managedThread(pid_t tid) {
   if (const auto it = threads_.find(tid); it != threads_.end()) return &it->second;
-  // A call can overtake the proc connector event of a thread or process just started.
-  auto facts = proc_.thread(tid, tid);
-  if (!facts) return nullptr;
-  considerProcess(facts->tgid);
-  if (processes_.contains(facts->tgid)) {
-    dirty_.emplace(tid, facts->tgid);
+  // A call can overtake the proc connector event of a thread or process just started (a thread
+  // that tags itself as it starts). Its process is its Tgid: a thread's TID names no process.
+  const auto tgid = proc_.tgidOf(tid);
+  if (!tgid) return nullptr;
+  considerProcess(*tgid);
+  if (processes_.contains(*tgid)) {
+    dirty_.emplace(tid, *tgid);
     reconcile();
   }
   const auto it = threads_.find(tid);

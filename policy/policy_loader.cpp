@@ -38,6 +38,35 @@ std::string showDuration(milliseconds d) {
 }
 
 // std::regex_error's what() is verbose and varies; these say what is wrong in a few words.
+// Limits of what this project hands to std::regex: at most 1024 characters, {n,m} counts up to
+// 1000, back-references \1..\99. Null when the pattern is within them.
+std::optional<std::string> beyondRegexLimits(std::string_view re) {
+  if (re.size() > 1024) return "longer than 1024 characters";
+  const auto digitsAt = [&](size_t& j, unsigned long& value) {
+    size_t digits = 0;
+    value = 0;
+    for (; j < re.size() && std::isdigit(static_cast<unsigned char>(re[j])) != 0; ++j) {
+      if (++digits <= 5) value = value * 10 + static_cast<unsigned long>(re[j] - '0');
+    }
+    return digits;
+  };
+  for (size_t i = 0; i < re.size(); ++i) {
+    size_t j = i + 1;
+    unsigned long value = 0;
+    if (re[i] == '\\') {
+      if (digitsAt(j, value) > 2) return "back-reference number above 99";
+      i = std::max(i + 1, j - 1);  // past the escaped character or the number
+      continue;
+    }
+    if (re[i] != '{') continue;
+    for (int part = 0; part < 2; ++part) {
+      if (digitsAt(j, value) > 4 || value > 1000) return "repetition count above 1000";
+      if (j < re.size() && re[j] == ',') ++j;
+    }
+  }
+  return std::nullopt;
+}
+
 std::string regexProblem(const std::regex_error& e) {
   switch (e.code()) {
     case std::regex_constants::error_brack: return "unmatched [";
@@ -260,28 +289,12 @@ class Builder {
                        "' (regular expressions, not globs: use '.*')");
       return std::nullopt;
     }
-    // libstdc++'s regex compiler overflows (undefined behaviour) on huge {n} counts and grows
-    // without bound on long patterns: refuse both before compiling (found by the fuzzer).
-    if (text->size() > 1024) {
-      error(at(v), key + ": regular expression longer than 1024 characters");
+    // libstdc++'s regex compiler reads {n,m} counts and \N back-reference numbers into a long
+    // with no bound (undefined behaviour on overflow) and grows without bound on long patterns:
+    // refuse those before compiling (found by the fuzzer).
+    if (const auto why = beyondRegexLimits(*text)) {
+      error(at(v), key + ": invalid regular expression '" + *text + "': " + *why);
       return std::nullopt;
-    }
-    for (size_t i = 0; i < text->size(); ++i) {
-      if ((*text)[i] != '{' || (i > 0 && (*text)[i - 1] == '\\')) continue;
-      size_t j = i + 1;
-      for (int part = 0; part < 2 && j < text->size(); ++part) {
-        size_t digits = 0;
-        unsigned long value = 0;
-        while (j < text->size() && std::isdigit(static_cast<unsigned char>((*text)[j])) != 0) {
-          if (++digits <= 5) value = value * 10 + static_cast<unsigned long>((*text)[j] - '0');
-          ++j;
-        }
-        if (digits > 4 || value > 1000) {
-          error(at(v), key + ": invalid regular expression '" + *text + "': repetition count above 1000");
-          return std::nullopt;
-        }
-        if (j < text->size() && (*text)[j] == ',') ++j;
-      }
     }
     try {
       return Pattern(*text, std::regex(*text, std::regex::ECMAScript));

@@ -13,6 +13,12 @@ class BoostTest : public DaemonTest {
     const auto p = where(tid);
     return p.group == "/" + prefix_ + "/tw/_boost" && p.policy == cgroups::kSchedOther;
   }
+  // A spinning offload thread is boosted once for the window, then not again until it sleeps
+  // (bulk work). With the default 50 ms, a test that samples /proc from a loaded machine can
+  // miss the one boost it waits for; 300 ms leaves it seen. Detection is unchanged.
+  void writeObservableBoostPolicy() {
+    writePolicy("bg-.*", "", "background: {sched: batch, nice: 5}, offload: {boost: {window: 300ms}}");
+  }
   std::vector<pid_t> spinHogs(int n) {
     std::vector<pid_t> hogs;
     for (int i = 0; i < n; ++i) {
@@ -24,6 +30,7 @@ class BoostTest : public DaemonTest {
 };
 
 TEST_F(BoostTest, StarvingOffloadThreadIsBoostedAndRevertedWhenDone) {
+  writeObservableBoostPolicy();
   spinHogs(4);  // 4 SCHED_OTHER hogs on 2 CPUs
   const pid_t off = spawn("off-1");
   startDaemon();
@@ -48,6 +55,7 @@ TEST_F(BoostTest, StarvingOffloadThreadIsBoostedAndRevertedWhenDone) {
 // thread of the pool spins all along (as in bench/poll_cost_bench), so the gate stays open and
 // the sweep slows; a parked thread of it that starts to starve must still be found.
 TEST_F(BoostTest, AThreadOfALargeQuietPoolThatStartsToStarveIsFound) {
+  writeObservableBoostPolicy();
   spinHogs(4);
   ASSERT_EQ(worker_->ask("burst 60 off"), "burst 60");
   const pid_t bulk = spawn("off-bulk");
@@ -71,6 +79,7 @@ TEST_F(BoostTest, AThreadOfALargeQuietPoolThatStartsToStarveIsFound) {
 // "Round 10"); the first of its threads to starve after that quiet spell must still be found,
 // by the total it makes grow.
 TEST_F(BoostTest, AThreadOfAQuietSmallPoolThatStartsToStarveIsFound) {
+  writeObservableBoostPolicy();
   spinHogs(4);
   const pid_t off = spawn("off-late");
   spawn("off-parked-1");
@@ -89,12 +98,13 @@ TEST_F(BoostTest, AThreadOfAQuietSmallPoolThatStartsToStarveIsFound) {
 }
 
 TEST_F(BoostTest, ABoostNeverOutlivesItsWindow) {
+  writeObservableBoostPolicy();
   spinHogs(4);
   const pid_t off = spawn("off-1");
   startDaemon();
   EXPECT_EQ(worker_->ask("spin " + std::to_string(off)), "ok");
   ASSERT_TRUE(waitUntil([&] { return inBoost(off); }, 5s));
-  // Still runnable, so only the 50 ms window (plus a poll) can end it; it must end.
+  // Still runnable, so only the 300 ms window (plus a poll) can end it; it must end.
   EXPECT_TRUE(waitUntil([&] { return !inBoost(off); }, 1s));
   EXPECT_EQ(worker_->ask("park " + std::to_string(off)), "ok");
 }

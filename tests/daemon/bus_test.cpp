@@ -191,6 +191,7 @@ TEST_F(BusTest, FloodingPastTheRateLimitIsRefusedAndTheDaemonStaysHealthy) {
     return sd_bus_call_method_async(bus, nullptr, "org.cpuclass1", "/org/cpuclass1", "org.cpuclass1.Manager", "GetStatus",
                                     on_reply, &n, "");
   };
+  const auto started = std::chrono::steady_clock::now();
   for (int i = 0; i < 100; ++i) ASSERT_GE(send(), 0);
   const bool all = waitUntil([&] {
     while (sd_bus_process(bus, nullptr) > 0) {
@@ -198,14 +199,24 @@ TEST_F(BusTest, FloodingPastTheRateLimitIsRefusedAndTheDaemonStaysHealthy) {
     while (n.sent < kCalls && n.sent - (n.ok + n.limited + n.other) < 100) send();
     return n.ok + n.limited + n.other == kCalls;
   }, 60s);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   sd_bus_flush_close_unref(bus);
-  std::printf("%d pipelined calls: %d answered, %d rate-limited, %d other errors\n", kCalls, n.ok, n.limited, n.other);
+  std::printf("%d pipelined calls in %.2f s: %d answered, %d rate-limited, %d other errors\n", kCalls, seconds, n.ok,
+              n.limited, n.other);
   EXPECT_TRUE(all);
   EXPECT_GE(n.ok, 1990);  // the burst allowance
-  EXPECT_GT(n.limited, 0);
+  // The bucket (2,000, refilled at 2,000/s) allows at most this many in the time the calls took:
+  // the rest must have been refused. A daemon slower than the limit (ASan on a loaded machine)
+  // refuses none, rightly, and cannot show the limit.
+  const double allowed = 2000 + 2000 * seconds;
+  EXPECT_LE(n.ok, allowed + 10);
   EXPECT_EQ(n.other, 0);
   EXPECT_TRUE(daemon_->running());
   EXPECT_TRUE(waitUntil([&] { return call("GetStatus", "").status == 0; }, 5s));  // another caller, served
+  if (kCalls <= allowed) {
+    GTEST_SKIP() << "the daemon answered " << kCalls / seconds << " calls/s, under the limit: no refusal to show";
+  }
+  EXPECT_GT(n.limited, 0);
   // Every refusal is counted where operators look.
   const std::string metrics = testing::httpGet(metricsPort(), "/metrics");
   EXPECT_NE(metrics.find("cpuclass_bus_refusals_total{reason=\"RateLimited\"} " + std::to_string(n.limited)),

@@ -439,6 +439,35 @@ TEST_F(DaemonTest, AccountingDriftIsCorrectedAtAFullRescan) {
 }
 
 // The loop's thread preempts a CPU hog at wake-up (docs/boosting.md, "Round 5").
+// A worker's call can overtake the proc connector's event for the thread it names (a thread
+// that tags itself as it starts: libcpuclass). The in-process Manager handles no events, so a
+// thread started after it is one it has not seen: the call must find it through its process
+// (its Tgid), not take the thread for a process of its own.
+TEST_F(DaemonTest, ACallAboutAThreadNotSeenYetFindsItsProcess) {
+  ChildProcess registered({CPUCLASS_TEST_WORKER}, {}, true, (dir_.path() / "registered.log").string());
+  auto m = inProcessManager();
+  ASSERT_TRUE(m->registerWorker(registered.pid(), "selfreg", "background"));
+  const auto fresh = registered.ask("spawn off-fresh");
+  ASSERT_EQ(fresh.rfind("tid ", 0), 0u) << fresh;
+  const pid_t tagged = std::stoi(fresh.substr(4));
+  const auto tagged_ok = m->setThreadClass(tagged, "offload");
+  ASSERT_TRUE(tagged_ok) << tagged_ok.error().message;
+  const auto f = proc_->thread(registered.pid(), tagged);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(cgroups::cgroupPathOf(f->cgroups, "cpu"), "/" + prefix_ + "/selfreg/offload");
+  EXPECT_EQ(f->policy, cgroups::kSchedIdle);
+
+  // A policy worker's new thread, waited on at once: found, and still one process.
+  const pid_t waiter = spawn("fg-waiter"), holder = spawn("off-fresh");
+  const auto now = daemon::Nanos(std::chrono::steady_clock::now().time_since_epoch());
+  EXPECT_EQ(m->reportWait(waiter, holder, now), daemon::BoostVerdict::kStarted);
+  EXPECT_TRUE(m->endWait(waiter, holder, now));
+  EXPECT_TRUE(placedAs(holder, "offload"));
+  EXPECT_EQ(m->status().rfind("2 workers' processes", 0), 0u) << m->status();
+  EXPECT_EQ(m->setThreadClass(999999, "background").error().code, ESRCH);
+  m->stop();
+}
+
 TEST_F(DaemonTest, TheLoopRunsWithAShortSlice) {
   // Kernels without custom slices report 0 for every fair thread, this one included.
   if (cgroups::readThreadSlice(0).value_or(0ns) == 0ns) GTEST_SKIP() << "this kernel has no custom slices (Linux 6.12+)";
