@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <fstream>
 
 #include "base/text.h"
 
@@ -134,15 +133,13 @@ bool ProcFs::pidfdAlive(const UniqueFd& pidfd) {
   return ::syscall(SYS_pidfd_send_signal, pidfd.get(), 0, nullptr, 0) == 0;
 }
 
-Result<bool> ProcFs::joinInitialCgroupNamespace() {
+Result<bool> ProcFs::joinInitialCgroupNamespace() const {
   // PID 1's groups read as "/.." from a namespace below its: the sign that paths are not the host's.
-  std::ifstream init_groups("/proc/1/cgroup");
-  bool below = false;
-  for (std::string line; std::getline(init_groups, line);) {
-    const auto colon = line.find(':', line.find(':') + 1);
-    below |= colon != std::string::npos && line.compare(colon + 1, 3, "/..") == 0;
+  const auto init_groups = cgroups(1, 1);
+  if (!init_groups || std::none_of(init_groups->begin(), init_groups->end(),
+                                   [](const CgroupEntry& e) { return e.path.starts_with("/.."); })) {
+    return false;
   }
-  if (!below) return false;
   const UniqueFd ns(::open("/proc/1/ns/cgroup", O_RDONLY | O_CLOEXEC));
   if (ns.get() < 0 || ::setns(ns.get(), CLONE_NEWCGROUP) != 0) {
     return failErrno("the daemon is in a cgroup namespace of its own (a container's), where other processes' "

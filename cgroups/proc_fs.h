@@ -61,7 +61,7 @@ class ProcFs {
   // before it starts any thread (setns acts on the calling thread; later threads inherit it).
   // True when it joined; false when PID 1's groups read as the host's already (or PID 1 is the
   // container's own: no host PID namespace); an error when it cannot join.
-  static Result<bool> joinInitialCgroupNamespace();
+  Result<bool> joinInitialCgroupNamespace() const;
 
  private:
   Dir root_;

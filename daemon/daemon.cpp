@@ -271,13 +271,13 @@ int runDaemon(const Options& options, Logger& log) {
     log.debug("own slice {}us: {}", kOwnSlice.count(), *sliced ? "yes" : "not supported by this kernel");
   }
 
+  auto proc = cgroups::ProcFs::openSystem();
   // Before any thread starts (the namespace is the calling thread's) and any cgroup path is read.
-  if (const auto joined = cgroups::ProcFs::joinInitialCgroupNamespace(); !joined) {
+  if (const auto joined = proc ? proc->joinInitialCgroupNamespace() : Result<bool>(false); !joined) {
     return log.error("{}", joined.error().message), 1;
   } else if (*joined) {
     log.info("joined PID 1's cgroup namespace (the daemon's container has one of its own)");
   }
-  auto proc = cgroups::ProcFs::openSystem();
   auto mountinfo = proc ? proc->root().read("self/mountinfo") : Result<std::string>(tl::unexpected(proc.error()));
   auto layout = mountinfo ? cgroups::detectLayout(*mountinfo) : Result<cgroups::CgroupLayout>(tl::unexpected(mountinfo.error()));
   if (!layout) return log.error("cannot find the cgroup hierarchies: {}", layout.error().message), 1;

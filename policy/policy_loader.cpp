@@ -37,12 +37,14 @@ std::string showDuration(milliseconds d) {
   return std::to_string(n) + "ms";
 }
 
-// std::regex_error's what() is verbose and varies; these say what is wrong in a few words.
 // Limits of what this project hands to std::regex: at most 1024 characters, {n,m} counts up to
-// 1000, back-references \1..\99. Null when the pattern is within them.
+// 1000, back-references \1..\99. libstdc++'s regex compiler reads counts and back-reference
+// numbers into a long with no bound (undefined behaviour on overflow, found by the fuzzer) and
+// grows without bound on long patterns. Null when the pattern is within them.
 std::optional<std::string> beyondRegexLimits(std::string_view re) {
   if (re.size() > 1024) return "longer than 1024 characters";
-  const auto digitsAt = [&](size_t& j, unsigned long& value) {
+  unsigned long value = 0;  // of the last run of digits, up to 5 of them
+  const auto digitsAt = [&](size_t& j) {
     size_t digits = 0;
     value = 0;
     for (; j < re.size() && std::isdigit(static_cast<unsigned char>(re[j])) != 0; ++j) {
@@ -52,21 +54,21 @@ std::optional<std::string> beyondRegexLimits(std::string_view re) {
   };
   for (size_t i = 0; i < re.size(); ++i) {
     size_t j = i + 1;
-    unsigned long value = 0;
     if (re[i] == '\\') {
-      if (digitsAt(j, value) > 2) return "back-reference number above 99";
+      if (digitsAt(j) > 2) return "back-reference number above 99";
       i = std::max(i + 1, j - 1);  // past the escaped character or the number
       continue;
     }
     if (re[i] != '{') continue;
     for (int part = 0; part < 2; ++part) {
-      if (digitsAt(j, value) > 4 || value > 1000) return "repetition count above 1000";
+      if (digitsAt(j) > 4 || value > 1000) return "repetition count above 1000";
       if (j < re.size() && re[j] == ',') ++j;
     }
   }
   return std::nullopt;
 }
 
+// std::regex_error's what() is verbose and varies; these say what is wrong in a few words.
 std::string regexProblem(const std::regex_error& e) {
   switch (e.code()) {
     case std::regex_constants::error_brack: return "unmatched [";
@@ -289,9 +291,6 @@ class Builder {
                        "' (regular expressions, not globs: use '.*')");
       return std::nullopt;
     }
-    // libstdc++'s regex compiler reads {n,m} counts and \N back-reference numbers into a long
-    // with no bound (undefined behaviour on overflow) and grows without bound on long patterns:
-    // refuse those before compiling (found by the fuzzer).
     if (const auto why = beyondRegexLimits(*text)) {
       error(at(v), key + ": invalid regular expression '" + *text + "': " + *why);
       return std::nullopt;
