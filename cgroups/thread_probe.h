@@ -18,12 +18,6 @@
 
 namespace cpuclass::cgroups {
 
-struct LiveSample {
-  char state = '?';          // stat field 3: R runnable or running, S, D, ...; '?' not read
-  uint64_t runtime_ns = 0;   // schedstat field 1
-  bool has_runtime = false;
-};
-
 // Pure: the state letter from stat text (after the last ')').
 char parseStatState(std::string_view stat_text);
 

@@ -322,7 +322,7 @@ int runDaemon(const Options& options, Logger& log) {
   if (layout->mode == cgroups::CgroupMode::kV2) {
     if (auto connected = SystemdUnits::connect()) {
       systemd = std::move(*connected);
-      manager.unit_delegates = [&systemd](pid_t pid) { return systemd->delegates(pid); };
+      manager.setUnitDelegates([&systemd](pid_t pid) { return systemd->delegates(pid); });
     } else {
       log.notice("{}; only cgroups with the delegate xattr count as delegated", connected.error().message);
     }

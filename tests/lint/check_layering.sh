@@ -1,5 +1,5 @@
 #!/bin/sh
-# Module dependencies point one way: daemon -> {policy, cgroups, metrics} -> base (STYLE.md).
+# Module dependencies point one way: daemon -> {decide -> policy, cgroups, metrics} -> base (STYLE.md).
 # Fails, naming the file and line, when a module includes a header of a module above or beside it.
 set -u
 root=$1
@@ -14,10 +14,12 @@ check() {  # check MODULE FORBIDDEN...
     fi
   done
 }
-check base cgroups policy metrics daemon
-check cgroups policy metrics daemon
-check policy cgroups metrics daemon
-check metrics cgroups policy daemon
-check ctl cgroups metrics daemon
-[ $status -eq 0 ] && echo "layering ok: base <- {cgroups, policy, metrics} <- daemon"
+check base cgroups policy decide metrics daemon
+check cgroups policy decide metrics daemon
+check policy cgroups decide metrics daemon
+# The daemon's decisions are pure: plain values in, plain values out, no kernel, no daemon state.
+check decide cgroups metrics daemon
+check metrics cgroups policy decide daemon
+check ctl cgroups decide metrics daemon
+[ $status -eq 0 ] && echo "layering ok: base <- {cgroups, policy <- decide, metrics} <- daemon"
 exit $status

@@ -1,9 +1,9 @@
 // Starvation detection and boost budgets with a fake clock: deterministic, no sleeps.
-#include "daemon/boost.h"
+#include "decide/starvation.h"
 
 #include <gtest/gtest.h>
 
-namespace cpuclass::daemon {
+namespace cpuclass::decide {
 namespace {
 
 using std::chrono::milliseconds;
@@ -230,4 +230,4 @@ TEST(BoostBook, RequestingAnActiveBoostExtendsItsDeadline) {
 }
 
 }  // namespace
-}  // namespace cpuclass::daemon
+}  // namespace cpuclass::decide

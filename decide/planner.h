@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace cpuclass::daemon {
+namespace cpuclass::decide {
 
 struct ThreadTarget {
   std::string group;  // control-hierarchy group, relative to its root: "<base>/<class>"
@@ -60,4 +60,4 @@ struct Plan {
 
 Plan plan(const std::vector<PlanItem>& items);
 
-}  // namespace cpuclass::daemon
+}  // namespace cpuclass::decide

@@ -1,8 +1,8 @@
-#include "daemon/boost.h"
+#include "decide/starvation.h"
 
 #include <algorithm>
 
-namespace cpuclass::daemon {
+namespace cpuclass::decide {
 
 void SweepPace::looked(size_t group_size, bool runnable) {
   if (runnable) {
@@ -125,4 +125,4 @@ std::vector<EndedBoost> BoostBook::expire(Nanos now, const std::function<bool(pi
   return out;
 }
 
-}  // namespace cpuclass::daemon
+}  // namespace cpuclass::decide

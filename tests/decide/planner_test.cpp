@@ -1,10 +1,10 @@
-#include "daemon/planner.h"
+#include "decide/planner.h"
 
 #include <gtest/gtest.h>
 
 #include "cgroups/proc_parse.h"
 
-namespace cpuclass::daemon {
+namespace cpuclass::decide {
 namespace {
 
 using cgroups::kSchedBatch;
@@ -71,4 +71,4 @@ TEST(Planner, ASliceIsSetWhereTheTargetHasOneAndDiffers) {
 }
 
 }  // namespace
-}  // namespace cpuclass::daemon
+}  // namespace cpuclass::decide

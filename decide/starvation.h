@@ -14,13 +14,16 @@
 #include <unordered_map>
 #include <vector>
 
-#include "cgroups/thread_probe.h"
-
-namespace cpuclass::daemon {
+namespace cpuclass::decide {
 
 using Nanos = std::chrono::nanoseconds;
 
-using cgroups::LiveSample;
+// What one look at a thread read (daemon/booster.cpp reads it through a kept-open probe).
+struct LiveSample {
+  char state = '?';          // stat field 3: R runnable or running, S, D, ...; '?' not read
+  uint64_t runtime_ns = 0;   // schedstat field 1
+  bool has_runtime = false;
+};
 
 // Starving = runnable ('R') and the runtime grew by less than `starved_below` of the time since
 // the previous look. A look while the thread slept is a baseline too: a thread that woke and has
@@ -155,4 +158,4 @@ class BoostBook {
   std::deque<Nanos> recent_starts_;
 };
 
-}  // namespace cpuclass::daemon
+}  // namespace cpuclass::decide

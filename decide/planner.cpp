@@ -1,6 +1,6 @@
-#include "daemon/planner.h"
+#include "decide/planner.h"
 
-namespace cpuclass::daemon {
+namespace cpuclass::decide {
 
 Plan plan(const std::vector<PlanItem>& items) {
   Plan out;
@@ -26,4 +26,4 @@ Plan plan(const std::vector<PlanItem>& items) {
   return out;
 }
 
-}  // namespace cpuclass::daemon
+}  // namespace cpuclass::decide
