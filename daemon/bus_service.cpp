@@ -23,12 +23,6 @@ constexpr const char* kInvalidArgument = "org.cpuclass1.Error.InvalidArgument";
 constexpr const char* kNoSuchWait = "org.cpuclass1.Error.NoSuchWait";
 constexpr const char* kFailed = "org.cpuclass1.Error.Failed";
 
-Nanos monotonicNow() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
-}
-
 std::string_view verdictName(BoostVerdict v) {
   switch (v) {
     case BoostVerdict::kStarted: return "started";
@@ -130,15 +124,15 @@ BusService::~BusService() {
 
 int BusService::refuse(sd_bus_error* error, const char* name, const std::string& message) {
   std::string_view reason(name);
-  ++manager_.mutableStats().bus_refusals[std::string(reason.substr(reason.rfind('.') + 1))];
+  manager_.countBusRefusal(reason.substr(reason.rfind('.') + 1));
   log_.debug("D-Bus refusal {}: {}", name, message);
   return sd_bus_error_set(error, name, message.c_str());
 }
 
-int BusService::fromResult(const Error& e, sd_bus_error* error) {
+int BusService::fromResult(const Error& e, sd_bus_error* error, const char* enoent) {
   switch (e.code) {
     case ESRCH: return refuse(error, kNoSuchThread, e.message);
-    case ENOENT: return refuse(error, e.message.starts_with("no class") ? kNoSuchClass : kNoSuchWait, e.message);
+    case ENOENT: return refuse(error, enoent != nullptr ? enoent : kNoSuchClass, e.message);
     case EINVAL: return refuse(error, kInvalidArgument, e.message);
     default: return refuse(error, kFailed, e.message);
   }
@@ -161,50 +155,92 @@ std::optional<BusService::Caller> BusService::admit(sd_bus_message* m, sd_bus_er
     refuse(error, kNotAuthorized, "the caller's PID and EUID are not vouched for by the bus");
     return std::nullopt;
   }
-  if (!limiter_.allow(c.pid, monotonicNow())) {
+  if (!limiter_.allow(c.pid, manager_.clock().now())) {
     refuse(error, kRateLimited, "too many calls from pid " + std::to_string(c.pid) + "; slow down");
     return std::nullopt;
   }
   return c;
 }
 
-bool BusService::polkitAllows(sd_bus_message* m) {
-  const char* sender = sd_bus_message_get_sender(m);
-  if (sender == nullptr) return false;
-  sd_bus_message* call = nullptr;
-  sd_bus_message* reply = nullptr;
-  sd_bus_error error{};  // SD_BUS_ERROR_NULL without its C99 compound literal (clang -Wpedantic)
-  int allowed = 0;
-  // CheckAuthorization((sa{sv}) subject, s action, a{ss} details, u flags, s cancellation)
-  int r = sd_bus_message_new_method_call(bus_, &call, "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority",
-                                         "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
-  if (r >= 0) r = sd_bus_message_append(call, "(sa{sv})sa{ss}us", "system-bus-name", 1, "name", "s", sender,
-                                        "org.cpuclass1.manage", 0, 0u, "");
-  if (r >= 0) r = sd_bus_call(bus_, call, 2'000'000, &error, &reply);
-  if (r >= 0) r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
-  if (r >= 0) r = sd_bus_message_read(reply, "b", &allowed);
-  sd_bus_error_free(&error);
-  sd_bus_message_unref(call);
-  sd_bus_message_unref(reply);
-  return r >= 0 && allowed != 0;
-}
+namespace {
+constexpr uint64_t kPolkitTimeoutUs = 2'000'000;
+}  // namespace
 
-bool BusService::mayActOn(const Caller& caller, pid_t tid, sd_bus_message* m, sd_bus_error* error) {
-  if (tid <= 0) {
-    refuse(error, kInvalidArgument, "tid must be positive");
-    return false;
-  }
-  if (caller.euid == 0) return true;
+// One method call waiting for polkit's answer.
+struct BusService::PendingAuthorization {
+  BusService* service;
+  sd_bus_message* call;  // referenced until the answer
+  std::string refusal;
+  Body body;
+};
+
+std::string BusService::notOwn(const Caller& caller, std::initializer_list<pid_t> tids) const {
+  if (caller.euid == 0) return {};
   // Own threads only. The pidfd, opened before the check and tested after it, makes sure the
   // process checked is still the caller (its PID was not reused in between).
   auto pidfd = cgroups::ProcFs::openPidfd(caller.pid);
-  const bool own = pidfd && proc_.hasThread(caller.pid, tid) && cgroups::ProcFs::pidfdAlive(*pidfd);
-  if (!own && polkitAllows(m)) return true;  // an administrator granted org.cpuclass1.manage
-  if (!own) {
-    refuse(error, kNotAuthorized,
-           "thread " + std::to_string(tid) + " is not a thread of the calling process " + std::to_string(caller.pid));
+  for (const pid_t tid : tids) {
+    const bool own = pidfd && proc_.hasThread(caller.pid, tid) && cgroups::ProcFs::pidfdAlive(*pidfd);
+    if (!own) return "thread " + std::to_string(tid) + " is not a thread of the calling process " + std::to_string(caller.pid);
   }
-  return own;
+  return {};
+}
+
+int BusService::authorized(sd_bus_message* m, sd_bus_error* error, std::string refusal, Body body) {
+  if (refusal.empty()) return body(error);
+  const char* sender = sd_bus_message_get_sender(m);
+  sd_bus_message* call = nullptr;
+  // CheckAuthorization((sa{sv}) subject, s action, a{ss} details, u flags, s cancellation)
+  int r = sender == nullptr ? -ENXIO
+                            : sd_bus_message_new_method_call(bus_, &call, "org.freedesktop.PolicyKit1",
+                                                             "/org/freedesktop/PolicyKit1/Authority",
+                                                             "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
+  if (r >= 0) r = sd_bus_message_append(call, "(sa{sv})sa{ss}us", "system-bus-name", 1, "name", "s", sender,
+                                        "org.cpuclass1.manage", 0, 0u, "");
+  auto pending = std::make_unique<PendingAuthorization>(PendingAuthorization{this, sd_bus_message_ref(m), refusal, std::move(body)});
+  sd_bus_slot* slot = nullptr;
+  if (r >= 0) r = sd_bus_call_async(bus_, &slot, call, &BusService::onPolkitReply, pending.get(), kPolkitTimeoutUs);
+  sd_bus_message_unref(call);
+  if (r < 0) {
+    sd_bus_message_unref(pending->call);
+    return refuse(error, kNotAuthorized, refusal);
+  }
+  // The slot is the bus's to keep; whatever ends it (the answer, the bus closing) frees the call.
+  (void)sd_bus_slot_set_floating(slot, 1);
+  (void)sd_bus_slot_set_destroy_callback(slot, [](void* p) {
+    auto* a = static_cast<PendingAuthorization*>(p);
+    sd_bus_message_unref(a->call);
+    delete a;
+  });
+  pending.release();
+  return 1;  // answered when polkit has
+}
+
+int BusService::onPolkitReply(sd_bus_message* reply, void* userdata, sd_bus_error*) {
+  auto* a = static_cast<PendingAuthorization*>(userdata);
+  int allowed = 0;
+  const bool answered = !sd_bus_message_is_method_error(reply, nullptr) &&
+                        sd_bus_message_enter_container(reply, 'r', "bba{ss}") >= 0 &&
+                        sd_bus_message_read(reply, "b", &allowed) >= 0;
+  BusService& s = *a->service;
+  if (answered && allowed != 0) return s.runBody(a->call, a->body);  // an administrator granted it
+  return s.runBody(a->call, [&](sd_bus_error* error) { return s.refuse(error, kNotAuthorized, a->refusal); });
+}
+
+int BusService::runBody(sd_bus_message* m, const Body& body) {
+  sd_bus_error error{};  // SD_BUS_ERROR_NULL without its C99 compound literal (clang -Wpedantic)
+  int r = 0;
+  try {
+    r = body(&error);
+  } catch (const std::exception& e) {  // never into C
+    log_.error("D-Bus handler: {}", e.what());
+    r = sd_bus_error_set(&error, kFailed, "internal error");
+  }
+  if (r < 0 || sd_bus_error_is_set(&error)) {
+    (void)(sd_bus_error_is_set(&error) ? sd_bus_reply_method_error(m, &error) : sd_bus_reply_method_errno(m, r, nullptr));
+  }
+  sd_bus_error_free(&error);
+  return 0;
 }
 
 template <class F>
@@ -277,16 +313,19 @@ int BusService::setThreadClass(sd_bus_message* m, void* userdata, sd_bus_error* 
     const char* cls = nullptr;
     if (int r = sd_bus_message_read(m, "us", &tid, &cls); r < 0) return r;
     auto caller = s.admit(m, error);
-    if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(tid), m, error)) return -EPERM;
+    if (!caller) return -EPERM;
+    if (tid == 0) return s.refuse(error, kInvalidArgument, "tid must be positive");
+    std::string refusal = s.notOwn(*caller, {static_cast<pid_t>(tid)});
     // A realtime class runs ahead of every fair thread on the host: asking for it takes what
     // turning real-time takes, not just owning the thread.
     const auto* spec = s.manager_.policy().findClass(cls);
-    if (spec != nullptr && spec->realtime > 0 && caller->euid != 0 && !s.polkitAllows(m)) {
-      return s.refuse(error, kNotAuthorized,
-                      "class '" + std::string(cls) + "' is realtime: asking for it takes root or the polkit action org.cpuclass1.manage");
+    if (refusal.empty() && spec != nullptr && spec->realtime > 0 && caller->euid != 0) {
+      refusal = "class '" + std::string(cls) + "' is realtime: asking for it takes root or the polkit action org.cpuclass1.manage";
     }
-    if (auto r = s.manager_.setThreadClass(static_cast<pid_t>(tid), cls); !r) return s.fromResult(r.error(), error);
-    return sd_bus_reply_method_return(m, "");
+    return s.authorized(m, error, refusal, [&s, m, tid, cls = std::string(cls)](sd_bus_error* e) {
+      if (auto r = s.manager_.setThreadClass(static_cast<pid_t>(tid), cls); !r) return s.fromResult(r.error(), e);
+      return sd_bus_reply_method_return(m, "");
+    });
   });
 }
 
@@ -295,9 +334,12 @@ int BusService::resetThreadClass(sd_bus_message* m, void* userdata, sd_bus_error
     uint32_t tid = 0;
     if (int r = sd_bus_message_read(m, "u", &tid); r < 0) return r;
     auto caller = s.admit(m, error);
-    if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(tid), m, error)) return -EPERM;
-    if (auto r = s.manager_.resetThreadClass(static_cast<pid_t>(tid)); !r) return s.fromResult(r.error(), error);
-    return sd_bus_reply_method_return(m, "");
+    if (!caller) return -EPERM;
+    if (tid == 0) return s.refuse(error, kInvalidArgument, "tid must be positive");
+    return s.authorized(m, error, s.notOwn(*caller, {static_cast<pid_t>(tid)}), [&s, m, tid](sd_bus_error* e) {
+      if (auto r = s.manager_.resetThreadClass(static_cast<pid_t>(tid)); !r) return s.fromResult(r.error(), e);
+      return sd_bus_reply_method_return(m, "");
+    });
   });
 }
 
@@ -306,13 +348,14 @@ int BusService::reportWait(sd_bus_message* m, void* userdata, sd_bus_error* erro
     uint32_t waiter = 0, holder = 0;
     if (int r = sd_bus_message_read(m, "uu", &waiter, &holder); r < 0) return r;
     auto caller = s.admit(m, error);
-    if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(waiter), m, error) ||
-        !s.mayActOn(*caller, static_cast<pid_t>(holder), m, error)) {
-      return -EPERM;
-    }
-    auto v = s.manager_.reportWait(static_cast<pid_t>(waiter), static_cast<pid_t>(holder), monotonicNow());
-    if (!v) return s.fromResult(v.error(), error);
-    return sd_bus_reply_method_return(m, "s", std::string(verdictName(*v)).c_str());
+    if (!caller) return -EPERM;
+    if (waiter == 0 || holder == 0) return s.refuse(error, kInvalidArgument, "tid must be positive");
+    const auto refusal = s.notOwn(*caller, {static_cast<pid_t>(waiter), static_cast<pid_t>(holder)});
+    return s.authorized(m, error, refusal, [&s, m, waiter, holder](sd_bus_error* e) {
+      auto v = s.manager_.reportWait(static_cast<pid_t>(waiter), static_cast<pid_t>(holder), s.manager_.clock().now());
+      if (!v) return s.fromResult(v.error(), e);
+      return sd_bus_reply_method_return(m, "s", std::string(verdictName(*v)).c_str());
+    });
   });
 }
 
@@ -321,11 +364,14 @@ int BusService::endWait(sd_bus_message* m, void* userdata, sd_bus_error* error) 
     uint32_t waiter = 0, holder = 0;
     if (int r = sd_bus_message_read(m, "uu", &waiter, &holder); r < 0) return r;
     auto caller = s.admit(m, error);
-    if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(waiter), m, error)) return -EPERM;
-    if (auto r = s.manager_.endWait(static_cast<pid_t>(waiter), static_cast<pid_t>(holder), monotonicNow()); !r) {
-      return s.fromResult(r.error(), error);
-    }
-    return sd_bus_reply_method_return(m, "");
+    if (!caller) return -EPERM;
+    if (waiter == 0) return s.refuse(error, kInvalidArgument, "tid must be positive");
+    return s.authorized(m, error, s.notOwn(*caller, {static_cast<pid_t>(waiter)}), [&s, m, waiter, holder](sd_bus_error* e) {
+      if (auto r = s.manager_.endWait(static_cast<pid_t>(waiter), static_cast<pid_t>(holder), s.manager_.clock().now()); !r) {
+        return s.fromResult(r.error(), e, kNoSuchWait);
+      }
+      return sd_bus_reply_method_return(m, "");
+    });
   });
 }
 
@@ -421,11 +467,14 @@ int BusService::boost(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     uint32_t tid = 0, ms = 0;
     if (int r = sd_bus_message_read(m, "uu", &tid, &ms); r < 0) return r;
     auto caller = s.admit(m, error);
-    if (!caller || !s.mayActOn(*caller, static_cast<pid_t>(tid), m, error)) return -EPERM;
+    if (!caller) return -EPERM;
+    if (tid == 0) return s.refuse(error, kInvalidArgument, "tid must be positive");
     if (ms == 0 || ms > 10000) return s.refuse(error, kInvalidArgument, "duration_ms must be in 1..10000");
-    auto v = s.manager_.boost(static_cast<pid_t>(tid), std::chrono::milliseconds(ms), monotonicNow());
-    if (!v) return s.fromResult(v.error(), error);
-    return sd_bus_reply_method_return(m, "s", std::string(verdictName(*v)).c_str());
+    return s.authorized(m, error, s.notOwn(*caller, {static_cast<pid_t>(tid)}), [&s, m, tid, ms](sd_bus_error* e) {
+      auto v = s.manager_.boost(static_cast<pid_t>(tid), std::chrono::milliseconds(ms), s.manager_.clock().now());
+      if (!v) return s.fromResult(v.error(), e);
+      return sd_bus_reply_method_return(m, "s", std::string(verdictName(*v)).c_str());
+    });
   });
 }
 
@@ -437,14 +486,17 @@ int BusService::registerWorker(sd_bus_message* m, void* userdata, sd_bus_error* 
     if (int r = sd_bus_message_read(m, "ss", &name, &cls); r < 0) return r;
     auto caller = s.admit(m, error);
     if (!caller) return -EPERM;
-    if (caller->euid != 0 && !s.polkitAllows(m)) {
-      return s.refuse(error, kNotAuthorized, "registering a worker takes root or the polkit action org.cpuclass1.manage");
-    }
-    if (auto r = s.manager_.registerWorker(caller->pid, name, cls); !r) {
-      return r.error().code == EBUSY || r.error().code == EINVAL ? s.refuse(error, kInvalidArgument, r.error().message)
-                                                                 : s.fromResult(r.error(), error);
-    }
-    return sd_bus_reply_method_return(m, "");
+    const std::string refusal =
+        caller->euid != 0 ? "registering a worker takes root or the polkit action org.cpuclass1.manage" : "";
+    return s.authorized(m, error, refusal,
+                        [&s, m, pid = caller->pid, name = std::string(name), cls = std::string(cls)](sd_bus_error* e) {
+                          if (auto r = s.manager_.registerWorker(pid, name, cls); !r) {
+                            return r.error().code == EBUSY || r.error().code == EINVAL
+                                       ? s.refuse(e, kInvalidArgument, r.error().message)
+                                       : s.fromResult(r.error(), e);
+                          }
+                          return sd_bus_reply_method_return(m, "");
+                        });
   });
 }
 

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <string>
@@ -71,13 +72,25 @@ class BusService {
   };
   // Who sent m; refuses callers over their rate. Sets `error` and returns nullopt on refusal.
   std::optional<Caller> admit(sd_bus_message* m, sd_bus_error* error);
-  // Whether caller may act on tid; sets `error` when not.
-  bool mayActOn(const Caller& caller, pid_t tid, sd_bus_message* m, sd_bus_error* error);
-  // polkit's verdict on org.cpuclass1.manage for the sender of m (no interaction, 2 s at most);
-  // false when polkit is not on the bus.
-  bool polkitAllows(sd_bus_message* m);
+  // Why the caller may not act on these threads by itself (not root, not its own threads):
+  // the NotAuthorized message polkit can overrule; empty when it may.
+  std::string notOwn(const Caller& caller, std::initializer_list<pid_t> tids) const;
+  // What a method does once authorized: replies itself, or fails as a handler does (a negative
+  // errno or `error` set).
+  using Body = std::function<int(sd_bus_error* error)>;
+  // Runs `body` at once when `refusal` is empty, else once polkit grants org.cpuclass1.manage
+  // to the sender of m. polkit is asked asynchronously (sd_bus_call_async, no interaction, 2 s
+  // at most), so the loop places threads and polls meanwhile; the reply follows its answer. No
+  // polkit on the bus, a timeout or a no: NotAuthorized with `refusal`.
+  int authorized(sd_bus_message* m, sd_bus_error* error, std::string refusal, Body body);
+  struct PendingAuthorization;
+  static int onPolkitReply(sd_bus_message* reply, void* userdata, sd_bus_error* error);
+  // Runs a body, turning its failure into the method's error reply (an asynchronous one).
+  int runBody(sd_bus_message* m, const Body& body);
   int refuse(sd_bus_error* error, const char* name, const std::string& message);
-  int fromResult(const Error& e, sd_bus_error* error);
+  // The Manager's errno kinds as the API's error names. ENOENT means what the method looked up
+  // and found missing: a class unless `enoent` names another error.
+  int fromResult(const Error& e, sd_bus_error* error, const char* enoent = nullptr);
 
   static int getStatus(sd_bus_message* m, void* userdata, sd_bus_error* error);
   static int listWorkers(sd_bus_message* m, void* userdata, sd_bus_error* error);

@@ -105,7 +105,7 @@ class Loop {
     auto loaded = policy::loadPolicy(options_.policy_file, policy::dropinDirFor(options_.policy_file));
     if (!loaded.policy) {
       for (const auto& d : loaded.diagnostics) log_.error("{}", d.str());
-      ++manager_.mutableStats().reload_failures;
+      manager_.countReloadFailure();
       publisher_.publish(manager_);
       log_.error("reload failed with {} error(s); the previous policy stays in force", loaded.diagnostics.size());
       sd_notifyf(false, "READY=1\nSTATUS=%s", manager_.status().c_str());
@@ -223,10 +223,9 @@ class Loop {
                 manager_.status(), st.drift_corrections, st.realtime_skipped, st.events, st.events_lost, st.rescans,
                 st.reloads, st.reload_failures);
     // The sample restarts at each report, so a benchmark gets one figure per repetition.
+    const auto latencies = manager_.takePlacementLatencies();
     log_.notice("placement latency of new threads since the last report: n={} p50={}us p99={}us max={}us",
-                st.placement_latency_us.size(), quantile(st.placement_latency_us, 0.5),
-                quantile(st.placement_latency_us, 0.99), quantile(st.placement_latency_us, 1.0));
-    manager_.mutableStats().placement_latency_us.clear();
+                latencies.size(), quantile(latencies, 0.5), quantile(latencies, 0.99), quantile(latencies, 1.0));
   }
 
   const Options& options_;

@@ -126,7 +126,13 @@ class Manager : private Discovery::Listener {
   bool kernel_has_slices = true;
 
   const Stats& stats() const { return stats_; }
-  Stats& mutableStats() { return stats_; }
+  // Counted where they happen, reported with the Manager's: the bus's refusals by error name,
+  // the loop's failed reloads.
+  void countBusRefusal(std::string_view name) { ++stats_.bus_refusals[std::string(name)]; }
+  void countReloadFailure() { ++stats_.reload_failures; }
+  // The placement latencies since the last call: SIGUSR1's report restarts the sample.
+  std::vector<uint32_t> takePlacementLatencies() { return std::exchange(stats_.placement_latency_us, {}); }
+  const Clock& clock() const { return clock_; }
   const policy::Policy& policy() const { return policy_; }
   size_t managedProcesses() const { return reg().processes.size(); }
   size_t managedThreads() const { return reg().threads.size(); }

@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <future>
+#include <thread>
 
 #include "tests/daemon/daemon_fixture.h"
 
@@ -32,8 +34,13 @@ class BusTest : public DaemonTest {
     conf = std::regex_replace(conf, std::regex("<includedir>[^<]*</includedir>"), "");
     conf = std::regex_replace(conf, std::regex("<(user|pidfile|servicehelper)>[^<]*</(user|pidfile|servicehelper)>"), "");
     conf = std::regex_replace(conf, std::regex("<syslog/>"), "");
+    // polkit's name may be taken by a stand-in (root) and asked by the daemon, as polkit's own
+    // policy file allows on a real system.
     conf = std::regex_replace(conf, std::regex("</busconfig>"),
-                              "<includedir>" + std::string(CPUCLASS_SOURCE_DIR) + "/packaging/dbus</includedir>\n</busconfig>");
+                              "<includedir>" + std::string(CPUCLASS_SOURCE_DIR) + "/packaging/dbus</includedir>\n"
+                              "<policy user=\"root\"><allow own=\"org.freedesktop.PolicyKit1\"/></policy>\n"
+                              "<policy context=\"default\"><allow send_destination=\"org.freedesktop.PolicyKit1\"/></policy>\n"
+                              "</busconfig>");
     std::ofstream(dir_.path() / "bus.conf") << conf;
     bus_ = std::make_unique<ChildProcess>(
         std::vector<std::string>{"/usr/bin/dbus-daemon", "--config-file=" + (dir_.path() / "bus.conf").string(), "--nofork"},
@@ -105,6 +112,42 @@ TEST_F(BusTest, EveryMethodWorksForRoot) {
 
   EXPECT_EQ(call("Reload", "").out, "b true\n");
   EXPECT_TRUE(daemon_->running());
+}
+
+// polkit is asked asynchronously: one that never answers holds only the call that asked it,
+// while the loop answers other calls and places new threads at its usual pace.
+TEST_F(BusTest, APolkitThatNeverAnswersHoldsOnlyTheCallThatAskedIt) {
+  using Clock = std::chrono::steady_clock;
+  const pid_t bg = spawn("bg-1");
+  startDaemon();
+  sd_bus* standin = nullptr;  // owns polkit's name and never reads a message
+  ASSERT_GE(sd_bus_open_system(&standin), 0);
+  ASSERT_GE(sd_bus_request_name(standin, "org.freedesktop.PolicyKit1", 0), 0);
+  const auto asked = Clock::now();
+  auto held = std::async(std::launch::async, [&] { return call("SetThreadClass", "us " + std::to_string(bg) + " foreground", nobody()); });
+  std::this_thread::sleep_for(300ms);  // the daemon has asked by now
+  ASSERT_EQ(held.wait_for(0s), std::future_status::timeout) << "answered before polkit did";
+  std::vector<double> status_ms, placement_ms;
+  for (int i = 0; i < 3; ++i) {
+    auto t0 = Clock::now();
+    EXPECT_EQ(call("GetStatus", "").status, 0);
+    status_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    t0 = Clock::now();
+    const pid_t fresh = spawn("bg-new" + std::to_string(i));
+    EXPECT_TRUE(waitUntil([&] { return placedAs(fresh, "background"); }, 1500ms)) << fresh;
+    placement_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  }
+  const auto refused = held.get();
+  const double held_ms = std::chrono::duration<double, std::milli>(Clock::now() - asked).count();
+  // Blocking, the daemon would have stood still for polkit's 2 s timeout at the first call.
+  EXPECT_LT(*std::max_element(status_ms.begin(), status_ms.end()), 1000.0);
+  EXPECT_LT(*std::max_element(placement_ms.begin(), placement_ms.end()), 1500.0);
+  EXPECT_GE(held_ms, 1900.0);  // the asking call waited out polkit's timeout ...
+  EXPECT_NE(refused.out.find("is not a thread of the calling process"), std::string::npos) << refused.out;  // ... and was refused
+  EXPECT_TRUE(placedAs(bg, "background"));
+  std::printf("while polkit hung for %.0f ms: GetStatus %.1f/%.1f/%.1f ms, new thread placed in %.1f/%.1f/%.1f ms\n",
+              held_ms, status_ms[0], status_ms[1], status_ms[2], placement_ms[0], placement_ms[1], placement_ms[2]);
+  sd_bus_flush_close_unref(standin);
 }
 
 TEST_F(BusTest, AnotherUserIsRefusedForAnotherProcessesThreads) {
