@@ -319,9 +319,9 @@ int runDaemon(const Options& options, Logger& log) {
   if (auto r = loop.setUp(); !r) return log.error("{}", r.error().message), 1;
   std::unique_ptr<SystemdUnits> systemd;
   if (layout->mode == cgroups::CgroupMode::kV2) {
-    if (auto connected = SystemdUnits::connect()) {
+    if (auto connected = SystemdUnits::connect(loop.event())) {
       systemd = std::move(*connected);
-      manager.setUnitDelegates([&systemd](pid_t pid) { return systemd->delegates(pid); });
+      manager.setUnitDelegates([&systemd](pid_t pid, Placer::UnitAnswer done) { systemd->askDelegates(pid, std::move(done)); });
     } else {
       log.notice("{}; only cgroups with the delegate xattr count as delegated", connected.error().message);
     }

@@ -173,7 +173,9 @@ Result<void> Discovery::addProcess(pid_t pid, uint64_t start_time, std::string w
   unmatched_.erase(pid);
   auto base = listener_.baseFor(pid, worker, facts);
   if (!base) {
-    log_.warning("worker {}: leaving pid {} ({}) alone: {}", worker, pid, facts.comm, base.error().message);
+    // EAGAIN: an answer is on its way (retryLeftAlone); anything else stays until exec or reload.
+    log_.log(base.error().code == EAGAIN ? LogLevel::kDebug : LogLevel::kWarning, "worker {}: leaving pid {} ({}) alone: {}",
+             worker, pid, facts.comm, base.error().message);
     left_alone_[pid] = {worker, facts.cgroup, base.error().message, start_time};
     return tl::unexpected(base.error());
   }
@@ -343,6 +345,17 @@ void Discovery::rematch() {
     if (workerSpec(p.worker) == nullptr) orphans.push_back(pid);  // children of released workers
   }
   for (const pid_t pid : orphans) releaseProcess(pid);
+}
+
+void Discovery::retryLeftAlone(const std::function<bool(const LeftAlone&)>& which) {
+  std::vector<pid_t> pids;
+  for (const auto& [pid, p] : left_alone_) {
+    if (which(p)) pids.push_back(pid);
+  }
+  for (const pid_t pid : pids) {
+    left_alone_.erase(pid);
+    considerProcess(pid, "after systemd answered");
+  }
 }
 
 std::optional<Discovery::Seen> Discovery::look(pid_t tid, pid_t tgid) {

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -75,6 +76,8 @@ class Discovery {
     cgroups::ThreadFacts facts;
   };
   std::optional<Seen> look(pid_t tid, pid_t tgid);
+  // Processes left alone that `which` names are matched again (an answer they waited for came).
+  void retryLeftAlone(const std::function<bool(const LeftAlone&)>& which);
   // Events were lost: every unmatched process is matched again at the next scan.
   void lookAgainAtUnmatched() { unmatched_.clear(); }
 

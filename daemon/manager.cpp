@@ -41,6 +41,16 @@ Manager::Manager(policy::Policy policy, cgroups::ClassTree tree, cgroups::ProcFs
   };
 }
 
+void Manager::setUnitDelegates(std::function<void(pid_t pid, Placer::UnitAnswer done)> ask) {
+  placer_.ask_unit_delegates = std::move(ask);
+  placer_.on_unit_answer = [this](const std::string& point) {
+    discovery_.retryLeftAlone(
+        [&](const LeftAlone& p) { return cgroups::ClassTree::delegationPointOf(p.cgroup) == point; });
+    placer_.forgetUnitAnswer(point);
+    reconcile();
+  };
+}
+
 std::string Manager::status() const {
   uint64_t failures = 0;
   for (const auto& [k, v] : stats_.failures) failures += v;

@@ -120,7 +120,10 @@ class Manager : private Discovery::Listener {
   std::function<void(pid_t tid, bool started)> on_boost;
   // v2: asked when the delegation xattr is not visible (reading trusted.* needs CAP_SYS_ADMIN):
   // whether the unit of `pid` delegates its cgroup. Unset: the xattr alone decides.
-  void setUnitDelegates(std::function<Result<bool>(pid_t pid)> f) { placer_.unit_delegates = std::move(f); }
+  // v2: where the delegation xattr is not visible (reading trusted.* needs CAP_SYS_ADMIN), asks
+  // asynchronously whether the unit of a process delegates its cgroup (SystemdUnits); the
+  // process waits, left alone, for the answer. Unset: the xattr alone decides.
+  void setUnitDelegates(std::function<void(pid_t pid, Placer::UnitAnswer done)> ask);
   // Whether the kernel takes custom EEVDF slices (Linux 6.12+; the daemon tries its own at
   // start). Without, a class's `slice` is ignored and said so once.
   bool kernel_has_slices = true;

@@ -42,7 +42,11 @@ Result<std::string> Placer::baseFor(pid_t pid, const std::string& worker, const 
     // DESIGN.md §4: classes live inside the worker's own cgroup, which must be delegated to us.
     const std::string point = ClassTree::delegationPointOf(facts.cgroup);
     auto delegated = tree_.control().isDelegated(point);
-    if (delegated && !*delegated && unit_delegates) delegated = unit_delegates(pid);
+    if (delegated && !*delegated && ask_unit_delegates) {
+      auto answer = unitAnswer(pid, point);
+      if (!answer) return fail(EAGAIN, fmt::format("asking systemd whether the unit of cgroup /{} delegates it", point));
+      delegated = std::move(*answer);
+    }
     if (!delegated) return tl::unexpected(delegated.error());
     if (!*delegated) {
       const auto slash = point.rfind('/');
@@ -61,6 +65,21 @@ Result<std::string> Placer::baseFor(pid_t pid, const std::string& worker, const 
   bases_[base] = worker;
   pending_removal_.erase(base);
   return base;
+}
+
+std::optional<Result<bool>> Placer::unitAnswer(pid_t pid, const std::string& point) {
+  if (const auto a = unit_answers_.find(point); a != unit_answers_.end()) return a->second;
+  if (!unit_asked_.insert(point).second) return std::nullopt;  // asked already
+  asking_now_ = true;
+  ask_unit_delegates(pid, [this, point](Result<bool> answer) {
+    unit_asked_.erase(point);
+    unit_answers_.insert_or_assign(point, std::move(answer));
+    // An answer later from the loop: the processes left alone meanwhile are looked at again.
+    if (!asking_now_ && on_unit_answer) on_unit_answer(point);
+  });
+  asking_now_ = false;
+  const auto a = unit_answers_.find(point);  // answered at once (the query could not be sent)
+  return a == unit_answers_.end() ? std::nullopt : std::optional(a->second);
 }
 
 const std::string* Placer::ownerOf(const std::string& base) const {

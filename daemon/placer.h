@@ -51,8 +51,15 @@ class Placer {
   // process's home (enterBase). Errors say why the process is left alone and how to fix it.
   Result<std::string> baseFor(pid_t pid, const std::string& worker, const policy::ProcessFacts& facts,
                               const std::string& prefix);
-  // v2: asked when the delegation xattr is not visible (trusted.* needs CAP_SYS_ADMIN).
-  std::function<Result<bool>(pid_t pid)> unit_delegates;
+  // v2: asked when the delegation xattr is not visible (trusted.* needs CAP_SYS_ADMIN): whether
+  // the unit of `pid` delegates its cgroup, answered later through `done` (systemd over D-Bus).
+  // Meanwhile the process is left alone (EAGAIN); `on_unit_answer` hears of the answer, which
+  // baseFor then uses for the processes of that cgroup. Unset: the xattr alone decides.
+  using UnitAnswer = std::function<void(Result<bool>)>;
+  std::function<void(pid_t pid, UnitAnswer done)> ask_unit_delegates;
+  std::function<void(const std::string& delegation_point)> on_unit_answer;
+  // Answers used by the processes that waited for them: a later process asks again.
+  void forgetUnitAnswer(const std::string& point) { unit_answers_.erase(point); }
 
   // A thread read for reconcile: its origin recorded at first sight, then what it is now
   // against its target (where it was born in its target group, it counts as placed).
@@ -97,6 +104,8 @@ class Placer {
   void keepMovesFast();
 
  private:
+  // systemd's answer for a delegation point, asked for once; nullopt while asked.
+  std::optional<Result<bool>> unitAnswer(pid_t pid, const std::string& point);
   void recordOriginal(pid_t tid, pid_t tgid, const Registry& reg, const cgroups::ThreadFacts& facts);
   void setScheduling(const std::vector<decide::Action>& actions, Registry& reg);
   void placeBatch(const ClassGroup& group, const std::string& accounting_class, const std::vector<pid_t>& tids,
@@ -119,6 +128,9 @@ class Placer {
   std::set<std::string> pending_removal_;  // bases whose groups still hold exiting threads
   std::map<std::string, std::string> bases_;  // base -> worker, for every base with groups
   std::map<ClassGroup, cgroups::KeptFile> pressure_files_;
+  std::map<std::string, Result<bool>> unit_answers_;  // delegation point -> systemd's answer
+  std::set<std::string> unit_asked_;                  // delegation points asked, not answered yet
+  bool asking_now_ = false;                           // inside ask_unit_delegates
   std::optional<cgroups::MoveKeeper> move_keeper_;  // opened at the first keepMovesFast
   bool moves_fast_failed_ = false;
 };

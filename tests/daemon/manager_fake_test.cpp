@@ -456,9 +456,43 @@ TEST(ManagerOnFakesV2, AWorkerWithoutDelegationIsLeftAloneWithTheFix) {
   EXPECT_EQ(m.managedThreads(), 0u);
   EXPECT_EQ(sched.calls, 0);
   EXPECT_FALSE(fs::exists(host.tree().at("system.slice/mydb.service/cpuclass")));
-  // Delegated later (the unit restarted with Delegate=yes): a reload looks again.
-  m.setUnitDelegates([](pid_t) { return Result<bool>(true); });
+  // systemd says the unit delegates (the unit restarted with Delegate=yes; the daemon cannot
+  // read trusted.delegate): a reload looks again. This systemd answers before it returns.
+  m.setUnitDelegates([](pid_t, daemon::Placer::UnitAnswer done) { done(true); });
   m.reload(policyWith("background"));
+  host.settle();
+  EXPECT_TRUE(m.leftAlone().empty());
+  EXPECT_EQ(host.thread(kDb).group, "system.slice/mydb.service/cpuclass/foreground");
+  m.stop();
+}
+
+// systemd is asked asynchronously: a PID 1 that has not answered yet holds only the processes
+// of the unit asked about, left alone meanwhile; the answer places them.
+TEST(ManagerOnFakesV2, AskingSystemdWhetherAUnitDelegatesHoldsOnlyItsProcesses) {
+  FakeHost host(true);
+  host.addGroup("system.slice");
+  host.addGroup("system.slice/mydb.service");  // delegated, but the xattr is not visible
+  host.addGroup("system.slice/mydb2.service", true);
+  host.spawn(kDb, kDb, "mydb", "system.slice/mydb.service");
+  host.spawn(kDb + 10, kDb + 10, "mydb", "system.slice/mydb2.service");
+  FakeScheduler sched(host);
+  decide::FakeClock clock;
+  TempDir state;
+  daemon::Logger log(daemon::LogLevel::kError);
+  Manager m(policyWith("background"), host.classTree(), host.procFs(), daemon::StateFile((state.path() / "s").string()),
+            log, &sched, &clock);
+  std::vector<std::pair<pid_t, daemon::Placer::UnitAnswer>> asked;
+  m.setUnitDelegates([&](pid_t pid, daemon::Placer::UnitAnswer done) { asked.emplace_back(pid, std::move(done)); });
+  m.start();
+  host.settle();
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0].first, kDb);
+  ASSERT_EQ(m.leftAlone().size(), 1u);
+  EXPECT_NE(m.leftAlone().at(kDb).reason.find("asking systemd"), std::string::npos) << m.leftAlone().at(kDb).reason;
+  EXPECT_EQ(host.thread(kDb + 10).group, "system.slice/mydb2.service/cpuclass/foreground");
+  m.rescan(false);  // no second question while the first is out
+  EXPECT_EQ(asked.size(), 1u);
+  asked[0].second(true);
   host.settle();
   EXPECT_TRUE(m.leftAlone().empty());
   EXPECT_EQ(host.thread(kDb).group, "system.slice/mydb.service/cpuclass/foreground");
