@@ -124,14 +124,6 @@ Rows readArray(sd_bus_message* reply, const std::string& sig) {
   return rows;
 }
 
-int checkPolicy(const std::string& file) {
-  const auto r = cpuclass::policy::loadPolicy(file, cpuclass::policy::dropinDirFor(file));
-  std::fputs(cpuclass::policy::formatDiagnostics(r.diagnostics).c_str(), stderr);
-  if (!r.policy) return 1;
-  std::printf("%s: ok\n", file.c_str());
-  return 0;
-}
-
 // A live per-class view: CPU (cores used since the last refresh), threads, boosts.
 int top(Bus& bus, double interval, int iterations) {
   std::map<std::string, double> last_cpu;
@@ -208,7 +200,7 @@ int main(int argc, char** argv) {
   run->add_option("command", run_options.command, "the command and its arguments, after --")->required();
   CLI11_PARSE(app, argc, argv);
 
-  if (check->parsed()) return checkPolicy(file);
+  if (check->parsed()) return cpuclass::policy::checkPolicyFile(file, stdout, stderr);
   Bus bus;
   if (status->parsed()) {
     sd_bus_message* r = bus.call("get status", "GetStatus", "");

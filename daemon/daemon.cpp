@@ -220,7 +220,7 @@ class Loop {
   void report() {
     const auto& st = manager_.stats();
     log_.notice("status: {}; drift corrected {}, realtime skipped {}, events {} (lost {}), rescans {}, reloads {} ({} failed)",
-                manager_.status(), st.drift_corrections, st.realtime_skipped, st.events, st.events_lost, st.rescans,
+                manager_.status(), st.drift_corrections, st.realtime_skipped, st.proc_events, st.proc_events_lost, st.rescans,
                 st.reloads, st.reload_failures);
     // The sample restarts at each report, so a benchmark gets one figure per repetition.
     const auto latencies = manager_.takePlacementLatencies();

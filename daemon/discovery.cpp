@@ -232,7 +232,7 @@ void Discovery::releaseProcess(pid_t pid) {
 
 void Discovery::handleEvents(const std::vector<ProcEvent>& events) {
   for (const auto& ev : events) {
-    ++stats_.events;
+    ++stats_.proc_events;
     switch (ev.kind) {
       case ProcEvent::Kind::kFork:
         if (ev.isNewThread()) {

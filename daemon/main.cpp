@@ -37,19 +37,6 @@ int probe() {
   return 0;
 }
 
-// Prints every diagnostic, compiler style, on stderr; exits 1 on any.
-int checkPolicy(const std::string& file) {
-  const auto result = policy::loadPolicy(file, policy::dropinDirFor(file));
-  std::fputs(policy::formatDiagnostics(result.diagnostics).c_str(), stderr);
-  if (!result.policy) {
-    std::fprintf(stderr, "%zu error%s\n", result.diagnostics.size(), result.diagnostics.size() == 1 ? "" : "s");
-    return 1;
-  }
-  std::printf("%s: ok (%zu file%s, %zu classes, %zu workers)\n", file.c_str(), result.policy->files.size(),
-              result.policy->files.size() == 1 ? "" : "s", result.policy->classes.size(), result.policy->workers.size());
-  return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -69,7 +56,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (introspect) return std::fputs(daemon::BusService::introspection().c_str(), stdout) < 0;
   if (do_probe) return probe();
-  if (app.count("--check-policy") > 0) return checkPolicy(check_file && !check_file->empty() ? *check_file : options.policy_file);
+  if (app.count("--check-policy") > 0) return policy::checkPolicyFile(check_file && !check_file->empty() ? *check_file : options.policy_file, stdout, stderr);
   daemon::Logger log;
   return daemon::runDaemon(options, log);
 }

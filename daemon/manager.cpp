@@ -55,7 +55,7 @@ std::string Manager::status() const {
   uint64_t failures = 0;
   for (const auto& [k, v] : stats_.failures) failures += v;
   std::string line = fmt::format("{} workers' processes, {} threads managed; {} moves, {} gone, {} failures",
-                                 reg().processes.size(), reg().threads.size(), stats_.moves, stats_.gone, failures);
+                                 reg().processes.size(), reg().threads.size(), stats_.placements, stats_.threads_gone, failures);
   if (const auto& left = leftAlone(); !left.empty()) {
     line += fmt::format("; {} worker processes left alone ({})", left.size(), left.begin()->second.reason);
   }
@@ -111,7 +111,7 @@ void Manager::baseUnused(const std::string& base) { placer_.tryRemoveGroups(base
 void Manager::handleEvents(const std::vector<cgroups::ProcEvent>& events, bool lost) {
   discovery_.handleEvents(events);
   if (lost) {
-    ++stats_.events_lost;
+    ++stats_.proc_events_lost;
     log_.notice("the kernel dropped proc connector events; rescanning /proc");
     discovery_.lookAgainAtUnmatched();
     rescan();

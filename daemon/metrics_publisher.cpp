@@ -19,23 +19,7 @@ void MetricsPublisher::publish(const Stats& st, std::vector<ClassGroupCount> gro
   s.left_alone = std::move(left_alone);
   s.managed_threads = threads;
   s.managed_processes = processes;
-  s.placements = st.moves;
-  s.sched_changes = st.sched_changes;
-  s.threads_gone = st.gone;
-  s.realtime_skipped = st.realtime_skipped;
-  s.realtime_held_back = st.realtime_held_back;
-  s.drift_corrections = st.drift_corrections;
-  s.accounting_failures = st.accounting_failures;
-  s.failures = st.failures;
-  s.bus_refusals = st.bus_refusals;
-  s.proc_events = st.events;
-  s.proc_events_lost = st.events_lost;
-  s.rescans = st.rescans;
-  s.reloads = st.reloads;
-  s.reload_failures = st.reload_failures;
-  s.last_reload_success_seconds = st.last_reload_success_seconds;
-  s.reconcile_seconds = st.reconcile_seconds;
-  s.placement_latency_seconds = st.placement_latency_seconds;
+  static_cast<metrics::Counters&>(s) = st;  // the daemon counts in /metrics's own struct
   groups_ = std::move(groups);
   per_worker_ = per_worker;
 }

@@ -147,7 +147,7 @@ void Placer::setScheduling(const std::vector<decide::Action>& actions, Registry&
     if (!r) {
       countFailure(r.error(), "set scheduling");
     } else if (*r == Outcome::kGone) {
-      ++stats_.gone;
+      ++stats_.threads_gone;
     } else if (*r == Outcome::kDone) {
       ++stats_.sched_changes;
       if (t == reg.threads.end()) continue;
@@ -233,12 +233,12 @@ void Placer::placeBatch(const ClassGroup& group, const std::string& accounting_c
     if (!item.result) {
       countFailure(item.result.error(), "move tid " + std::to_string(item.tid));
     } else if (*item.result == Outcome::kGone) {
-      ++stats_.gone;
+      ++stats_.threads_gone;
       log_.debug("tid {} exited before its move", item.tid);
     } else if (*item.result == Outcome::kRealTime) {  // turned real-time since we looked
       log_.warning("tid {} is real-time and the kernel keeps it out of {}; looked at again at the next rescan", item.tid, path);
     } else if (*item.result == Outcome::kDone) {
-      ++stats_.moves;
+      ++stats_.placements;
       if (t.applied_group == path) {
         ++stats_.drift_corrections;
         log_.info("tid {} was moved out of {} by someone else; put back", item.tid, path);

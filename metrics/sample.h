@@ -40,31 +40,37 @@ struct ClassSeries {
   double boosted_seconds = 0;
 };
 
-struct Sample {
+// What the daemon counts, as /metrics shows it. The daemon counts into one (daemon::Stats) and
+// the publisher hands it over whole.
+struct Counters {
+  uint64_t placements = 0;          // threads placed in a class group
+  uint64_t sched_changes = 0;       // sched_setattr calls that changed a thread
+  uint64_t threads_gone = 0;        // threads that exited before the daemon could act (normal)
+  uint64_t realtime_skipped = 0;    // RT threads left alone (counted once per thread)
+  uint64_t realtime_held_back = 0;  // times a worker's realtime class ran over its limit and went fair
+  uint64_t drift_corrections = 0;   // threads someone else moved or re-prioritised, put back
+  uint64_t accounting_failures = 0;
+  std::map<std::string, uint64_t> failures;      // errno name -> count
+  std::map<std::string, uint64_t> bus_refusals;  // D-Bus error name (NotAuthorized, ...) -> count
+  uint64_t proc_events = 0;
+  uint64_t proc_events_lost = 0;  // ENOBUFS from the proc connector, each followed by a rescan
+  uint64_t rescans = 0;
+  uint64_t reloads = 0;
+  uint64_t reload_failures = 0;
+  double last_reload_success_seconds = 0;  // Unix time of the last good policy load
+  Histogram reconcile_seconds{{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1}};
+  // New threads: kernel fork timestamp to the end of their move.
+  Histogram placement_latency_seconds{{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5}};
+};
+
+struct Sample : Counters {
   std::string version;
   std::string cgroup_mode;
   std::vector<std::pair<std::string, bool>> features;
   std::vector<ClassSeries> classes;
   uint64_t managed_threads = 0;
   uint64_t managed_processes = 0;
-  uint64_t placements = 0;
-  uint64_t sched_changes = 0;
-  uint64_t threads_gone = 0;
-  uint64_t realtime_skipped = 0;
-  uint64_t realtime_held_back = 0;
-  uint64_t drift_corrections = 0;
-  uint64_t accounting_failures = 0;
-  std::map<std::string, uint64_t> failures;      // errno name -> count
-  std::map<std::string, uint64_t> bus_refusals;  // D-Bus error name (NotAuthorized, ...) -> count
   std::map<std::string, uint64_t> left_alone;    // worker -> processes it may not manage (v2, not delegated)
-  uint64_t proc_events = 0;
-  uint64_t proc_events_lost = 0;
-  uint64_t rescans = 0;
-  uint64_t reloads = 0;
-  uint64_t reload_failures = 0;
-  double last_reload_success_seconds = 0;  // Unix time of the last good policy load
-  Histogram reconcile_seconds{{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1}};
-  Histogram placement_latency_seconds{{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5}};
 };
 
 // Sums series with the same worker and class (a worker can have class groups in several

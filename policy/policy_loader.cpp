@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <charconv>
 #include <filesystem>
@@ -661,6 +662,19 @@ LoadResult loadPolicy(const std::string& main_file, const std::string& dropin_di
     sources.push_back({p, ss.str()});
   }
   return parsePolicy(sources);
+}
+
+int checkPolicyFile(const std::string& main_file, std::FILE* out, std::FILE* err) {
+  const auto result = loadPolicy(main_file, dropinDirFor(main_file));
+  std::fputs(formatDiagnostics(result.diagnostics).c_str(), err);
+  if (!result.policy) {
+    std::fprintf(err, "%zu error%s\n", result.diagnostics.size(), result.diagnostics.size() == 1 ? "" : "s");
+    return 1;
+  }
+  const auto& p = *result.policy;
+  std::fprintf(out, "%s: ok (%zu file%s, %zu classes, %zu workers)\n", main_file.c_str(), p.files.size(),
+               p.files.size() == 1 ? "" : "s", p.classes.size(), p.workers.size());
+  return 0;
 }
 
 }  // namespace cpuclass::policy

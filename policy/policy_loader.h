@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <cstdio>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -33,5 +34,9 @@ LoadResult loadPolicy(const std::string& main_file, const std::string& dropin_di
 
 // Where drop-ins for a main file live: policy.d next to it.
 std::string dropinDirFor(const std::string& main_file);
+
+// `--check-policy` of cpuclassd and cpuclassctl: every diagnostic, compiler style, on `err`,
+// then the error count, or a summary on `out`. 0 for a policy that loads, 1 otherwise.
+int checkPolicyFile(const std::string& main_file, std::FILE* out, std::FILE* err);
 
 }  // namespace cpuclass::policy

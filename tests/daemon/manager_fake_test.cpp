@@ -340,7 +340,7 @@ TEST_P(ManagerOnFakes, StartPlacesEveryThreadInItsClassGroup) {
     EXPECT_EQ(host_.tree().get(kUnit, "cgroup.subtree_control"), "cpu");
   }
   EXPECT_EQ(m->managedThreads(), 3u);
-  EXPECT_EQ(m->stats().moves, 3u);
+  EXPECT_EQ(m->stats().placements, 3u);
   EXPECT_TRUE(m->stats().failures.empty());
   const auto why = m->explain(kMerge);
   ASSERT_TRUE(why) << why.error().message;
@@ -404,7 +404,7 @@ TEST_P(ManagerOnFakes, ARestartAdoptsPlacedThreadsAndStillRestoresTheirOrigins) 
   auto m = makeManager();
   m->start();
   host_.settle();
-  EXPECT_EQ(m->stats().moves, 0u);  // every thread in place already
+  EXPECT_EQ(m->stats().placements, 0u);  // every thread in place already
   EXPECT_EQ(at(kCompress).group, base() + "/offload");
   m->stop();
   host_.settle();
