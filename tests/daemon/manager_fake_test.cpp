@@ -298,31 +298,44 @@ policy::Policy policyWith(const std::string& merge_class) {
   return std::move(*loaded.policy);
 }
 
-// One worker process, mydb, with a foreground main thread, a merger and an offload compressor,
-// started in its systemd unit's cgroup (v2: delegated).
-class ManagerOnFakes : public ::testing::TestWithParam<bool> {
+// What a Manager on a fake host runs with: the host, its scheduler, a fake clock, a state dir.
+class OnFakeHost {
  protected:
-  ManagerOnFakes() : host_(GetParam()), sched_(host_) {
-    host_.addGroup("system.slice");
-    host_.addGroup(kUnit, true);
-    host_.spawn(kDb, kDb, "mydb", kUnit);
-    host_.spawn(kDb, kMerge, "merge-1", kUnit);
-    host_.spawn(kDb, kCompress, "compress-1", kUnit);
-  }
-
+  explicit OnFakeHost(bool v2) : host_(v2), sched_(host_) { host_.addGroup("system.slice"); }
   std::unique_ptr<Manager> makeManager(const std::string& merge_class = "background") {
     return std::make_unique<Manager>(policyWith(merge_class), host_.classTree(), host_.procFs(),
                                      daemon::StateFile((state_.path() / "state").string()), log_, &sched_, &clock_);
   }
-  std::string base() const { return host_.v2() ? std::string(kUnit) + "/cpuclass" : "cpuclass-fake/mydb"; }
-  const FakeHost::FakeThread& at(pid_t tid) const { return host_.thread(tid); }
 
   static constexpr const char* kUnit = "system.slice/mydb.service";
   FakeHost host_;
   FakeScheduler sched_;
   decide::FakeClock clock_;
   TempDir state_;
-  daemon::Logger log_{daemon::LogLevel::kWarning};
+  daemon::Logger log_{daemon::LogLevel::kError};
+};
+
+// One worker process, mydb, with a foreground main thread, a merger and an offload compressor,
+// started in its systemd unit's cgroup (v2: delegated).
+class ManagerOnFakes : public ::testing::TestWithParam<bool>, protected OnFakeHost {
+ protected:
+  ManagerOnFakes() : OnFakeHost(GetParam()) {
+    host_.addGroup(kUnit, true);
+    host_.spawn(kDb, kDb, "mydb", kUnit);
+    host_.spawn(kDb, kMerge, "merge-1", kUnit);
+    host_.spawn(kDb, kCompress, "compress-1", kUnit);
+  }
+  std::string base() const { return host_.v2() ? std::string(kUnit) + "/cpuclass" : "cpuclass-fake/mydb"; }
+  const FakeHost::FakeThread& at(pid_t tid) const { return host_.thread(tid); }
+};
+
+// cgroup v2, the worker's unit not visibly delegated.
+class ManagerOnFakesV2 : public ::testing::Test, protected OnFakeHost {
+ protected:
+  ManagerOnFakesV2() : OnFakeHost(true) {
+    host_.addGroup(kUnit);
+    host_.spawn(kDb, kDb, "mydb", kUnit);
+  }
 };
 
 TEST_P(ManagerOnFakes, StartPlacesEveryThreadInItsClassGroup) {
@@ -437,17 +450,11 @@ INSTANTIATE_TEST_SUITE_P(Layouts, ManagerOnFakes, ::testing::Values(false, true)
 
 // cgroup v2 without delegation: the worker is left alone, nothing is written, and status says
 // how to fix it.
-TEST(ManagerOnFakesV2, AWorkerWithoutDelegationIsLeftAloneWithTheFix) {
-  FakeHost host(true);
-  host.addGroup("system.slice");
-  host.addGroup("system.slice/mydb.service");
-  host.spawn(kDb, kDb, "mydb", "system.slice/mydb.service");
-  FakeScheduler sched(host);
-  decide::FakeClock clock;
-  TempDir state;
-  daemon::Logger log(daemon::LogLevel::kError);
-  Manager m(policyWith("background"), host.classTree(), host.procFs(), daemon::StateFile((state.path() / "s").string()),
-            log, &sched, &clock);
+TEST_F(ManagerOnFakesV2, AWorkerWithoutDelegationIsLeftAloneWithTheFix) {
+  auto& host = host_;
+  auto& sched = sched_;
+  auto managed = makeManager();
+  auto& m = *managed;
   m.start();
   ASSERT_EQ(m.leftAlone().size(), 1u);
   EXPECT_NE(m.leftAlone().at(kDb).reason.find("cpuclassctl delegate mydb.service"), std::string::npos)
@@ -468,19 +475,12 @@ TEST(ManagerOnFakesV2, AWorkerWithoutDelegationIsLeftAloneWithTheFix) {
 
 // systemd is asked asynchronously: a PID 1 that has not answered yet holds only the processes
 // of the unit asked about, left alone meanwhile; the answer places them.
-TEST(ManagerOnFakesV2, AskingSystemdWhetherAUnitDelegatesHoldsOnlyItsProcesses) {
-  FakeHost host(true);
-  host.addGroup("system.slice");
-  host.addGroup("system.slice/mydb.service");  // delegated, but the xattr is not visible
+TEST_F(ManagerOnFakesV2, AskingSystemdWhetherAUnitDelegatesHoldsOnlyItsProcesses) {
+  auto& host = host_;  // mydb.service is delegated, but the xattr is not visible
   host.addGroup("system.slice/mydb2.service", true);
-  host.spawn(kDb, kDb, "mydb", "system.slice/mydb.service");
   host.spawn(kDb + 10, kDb + 10, "mydb", "system.slice/mydb2.service");
-  FakeScheduler sched(host);
-  decide::FakeClock clock;
-  TempDir state;
-  daemon::Logger log(daemon::LogLevel::kError);
-  Manager m(policyWith("background"), host.classTree(), host.procFs(), daemon::StateFile((state.path() / "s").string()),
-            log, &sched, &clock);
+  auto managed = makeManager();
+  auto& m = *managed;
   std::vector<std::pair<pid_t, daemon::Placer::UnitAnswer>> asked;
   m.setUnitDelegates([&](pid_t pid, daemon::Placer::UnitAnswer done) { asked.emplace_back(pid, std::move(done)); });
   m.start();
