@@ -4,6 +4,9 @@
 
 #include "cgroups/sched.h"
 
+#include <cstdio>
+#include <sstream>
+
 namespace cpuclass {
 namespace {
 
@@ -182,7 +185,9 @@ TEST_F(BoostTest, OffloadGroupIsSqueezedWhileBackgroundWaits) {
 }
 
 // A CPU nobody busy wants is offload's: one background hog on 2 CPUs leaves the offload group
-// uncapped, and the offload thread gets most of the other CPU.
+// uncapped, and the offload thread gets most of the CPU that nobody else used. On a busy machine
+// (a build, a spinner beside the suite) there may be no such CPU: measured, and the share is
+// then not judged (said so), while "not capped" still is.
 TEST_F(BoostTest, OffloadGroupIsNotSqueezedOnAHalfIdleMachine) {
   const auto hogs = spinHogs(1);
   const pid_t off = spawn("off-1");
@@ -192,20 +197,36 @@ TEST_F(BoostTest, OffloadGroupIsNotSqueezedOnAHalfIdleMachine) {
   const fs::path quota = fs::path(layout_.cpu.mount_point) / prefix_ / "tw" / "offload" / "cpu.cfs_quota_us";
   const auto runtime = [&] {
     const std::string path = "/proc/" + std::to_string(worker_->pid()) + "/task/" + std::to_string(off) + "/schedstat";
-    return std::stoull(testing::readFile(path));
+    return static_cast<double>(std::stoull(testing::readFile(path))) / 1e9;
+  };
+  // The machine's idle CPU time so far, in seconds (/proc/stat: idle and iowait, in ticks).
+  const auto idleSeconds = [] {
+    std::istringstream cpu(testing::readFile("/proc/stat"));
+    std::string label;
+    double user = 0, nice = 0, system = 0, idle = 0, iowait = 0;
+    cpu >> label >> user >> nice >> system >> idle >> iowait;
+    return (idle + iowait) / static_cast<double>(::sysconf(_SC_CLK_TCK));
   };
   std::this_thread::sleep_for(300ms);  // past its one boost
-  const auto before = runtime();
+  const double off_before = runtime(), idle_before = idleSeconds();
   const auto started = std::chrono::steady_clock::now();
   bool capped = false;
   while (std::chrono::steady_clock::now() - started < 1500ms) {
     capped |= testing::readFile(quota) != "-1\n";
     std::this_thread::sleep_for(20ms);
   }
-  const double share = static_cast<double>(runtime() - before) /
-                       static_cast<double>(std::chrono::nanoseconds(std::chrono::steady_clock::now() - started).count());
+  const double off_got = runtime() - off_before, left_idle = idleSeconds() - idle_before;
+  const double window = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   EXPECT_FALSE(capped);
-  EXPECT_GT(share, 0.5) << "the offload thread got " << share << " of a CPU";
+  // What nobody but offload wanted: what it got plus what stayed idle. Squeezed, offload would
+  // get ~1% of it and the rest would stay idle.
+  const double spare = off_got + left_idle;
+  if (spare < 0.3 * window) {
+    std::printf("[ NOTE     ] the share is not judged: others left only %.2f of a CPU spare\n", spare / window);
+  } else {
+    EXPECT_GT(off_got / spare, 0.5) << "the offload thread got " << off_got / window << " of a CPU, "
+                                    << spare / window << " of a CPU was spare";
+  }
   for (const pid_t tid : {hogs[0], off}) EXPECT_EQ(worker_->ask("park " + std::to_string(tid)), "ok");
   stopDaemon();
   EXPECT_EQ(problems(), "");
