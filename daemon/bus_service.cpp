@@ -205,14 +205,16 @@ int BusService::authorized(sd_bus_message* m, sd_bus_error* error, std::string r
     sd_bus_message_unref(pending->call);
     return refuse(error, kNotAuthorized, refusal);
   }
-  // The slot is the bus's to keep; whatever ends it (the answer, the bus closing) frees the call.
-  (void)sd_bus_slot_set_floating(slot, 1);
+  // The slot becomes the bus's (floating: the bus takes a reference of its own, ours is dropped);
+  // whatever ends it (the answer, the bus closing) frees the pending call.
   (void)sd_bus_slot_set_destroy_callback(slot, [](void* p) {
     auto* a = static_cast<PendingAuthorization*>(p);
     sd_bus_message_unref(a->call);
     delete a;
   });
   pending.release();
+  (void)sd_bus_slot_set_floating(slot, 1);
+  sd_bus_slot_unref(slot);
   return 1;  // answered when polkit has
 }
 
