@@ -35,6 +35,29 @@ std::string_view verdictName(BoostVerdict v) {
   return "unknown";
 }
 
+// Every reply that is more than sd_bus_reply_method_return's one line is built here: `fill(reply)`
+// appends the values; the reply is sent only when all of them went in.
+template <class Fill>
+int reply(sd_bus_message* m, Fill&& fill) {
+  sd_bus_message* out = nullptr;
+  int r = sd_bus_message_new_method_return(m, &out);
+  if (r >= 0) r = fill(out);
+  if (r >= 0) r = sd_bus_send(nullptr, out, nullptr);
+  sd_bus_message_unref(out);
+  return r;
+}
+
+// Appends an array of `element`s, one per item, `append(out, item)` writing each.
+template <class Items, class Append>
+int appendArray(sd_bus_message* out, const char* element, const Items& items, Append&& append) {
+  int r = sd_bus_message_open_container(out, 'a', element);
+  for (const auto& item : items) {
+    if (r < 0) break;
+    r = append(out, item);
+  }
+  return r >= 0 ? sd_bus_message_close_container(out) : r;
+}
+
 }  // namespace
 
 bool RateLimiter::allow(pid_t caller, Nanos now) {
@@ -259,40 +282,27 @@ int BusService::guarded(void* userdata, sd_bus_error* error, F&& body) {
 int BusService::getStatus(sd_bus_message* m, void* userdata, sd_bus_error* error) {
   return guarded(userdata, error, [&](BusService& s) {
     if (!s.admit(m, error)) return -EPERM;
-    sd_bus_message* reply = nullptr;
-    int r = sd_bus_message_new_method_return(m, &reply);
-    if (r >= 0) {
-      r = sd_bus_message_append(reply, "ssuu", s.cgroup_mode_.c_str(), s.manager_.status().c_str(),
-                                static_cast<uint32_t>(s.manager_.managedThreads()),
-                                static_cast<uint32_t>(s.manager_.managedProcesses()));
-    }
-    if (r >= 0) r = sd_bus_message_open_container(reply, 'a', "{sb}");
-    for (const auto& [name, on] : s.features_) {
-      if (r >= 0) r = sd_bus_message_append(reply, "{sb}", name.c_str(), static_cast<int>(on));
-    }
-    if (r >= 0) r = sd_bus_message_close_container(reply);
-    if (r >= 0) r = sd_bus_send(nullptr, reply, nullptr);
-    sd_bus_message_unref(reply);
-    return r;
+    return reply(m, [&](sd_bus_message* out) {
+      int r = sd_bus_message_append(out, "ssuu", s.cgroup_mode_.c_str(), s.manager_.status().c_str(),
+                                    static_cast<uint32_t>(s.manager_.managedThreads()),
+                                    static_cast<uint32_t>(s.manager_.managedProcesses()));
+      if (r < 0) return r;
+      return appendArray(out, "{sb}", s.features_, [](sd_bus_message* o, const auto& feature) {
+        return sd_bus_message_append(o, "{sb}", feature.first.c_str(), static_cast<int>(feature.second));
+      });
+    });
   });
 }
 
 int BusService::listWorkers(sd_bus_message* m, void* userdata, sd_bus_error* error) {
   return guarded(userdata, error, [&](BusService& s) {
     if (!s.admit(m, error)) return -EPERM;
-    sd_bus_message* reply = nullptr;
-    int r = sd_bus_message_new_method_return(m, &reply);
-    if (r >= 0) r = sd_bus_message_open_container(reply, 'a', "(suub)");
-    for (const auto& w : s.manager_.workers()) {
-      if (r >= 0) {
-        r = sd_bus_message_append(reply, "(suub)", w.name.c_str(), static_cast<uint32_t>(w.pid),
-                                  static_cast<uint32_t>(w.threads), static_cast<int>(w.child));
-      }
-    }
-    if (r >= 0) r = sd_bus_message_close_container(reply);
-    if (r >= 0) r = sd_bus_send(nullptr, reply, nullptr);
-    sd_bus_message_unref(reply);
-    return r;
+    return reply(m, [&](sd_bus_message* out) {
+      return appendArray(out, "(suub)", s.manager_.workers(), [](sd_bus_message* o, const auto& w) {
+        return sd_bus_message_append(o, "(suub)", w.name.c_str(), static_cast<uint32_t>(w.pid),
+                                     static_cast<uint32_t>(w.threads), static_cast<int>(w.child));
+      });
+    });
   });
 }
 
@@ -412,23 +422,6 @@ std::vector<std::string> completeTypes(std::string_view sig) {
 
 }  // namespace
 
-namespace {
-
-// Replies with an array built by `fill(reply)` inside container `signature`.
-template <class Fill>
-int replyArray(sd_bus_message* m, const char* element, Fill&& fill) {
-  sd_bus_message* reply = nullptr;
-  int r = sd_bus_message_new_method_return(m, &reply);
-  if (r >= 0) r = sd_bus_message_open_container(reply, 'a', element);
-  if (r >= 0) r = fill(reply);
-  if (r >= 0) r = sd_bus_message_close_container(reply);
-  if (r >= 0) r = sd_bus_send(nullptr, reply, nullptr);
-  sd_bus_message_unref(reply);
-  return r;
-}
-
-}  // namespace
-
 int BusService::listThreads(sd_bus_message* m, void* userdata, sd_bus_error* error) {
   return guarded(userdata, error, [&](BusService& s) {
     const char* worker = nullptr;
@@ -436,14 +429,12 @@ int BusService::listThreads(sd_bus_message* m, void* userdata, sd_bus_error* err
     if (!s.admit(m, error)) return -EPERM;
     std::map<pid_t, std::string> names;
     for (const auto& w : s.manager_.workers()) names[w.pid] = w.name;
-    return replyArray(m, "(uussssb)", [&](sd_bus_message* reply) {
-      int r = 0;
-      for (const auto& t : s.manager_.threadsOf(worker)) {
-        r = sd_bus_message_append(reply, "(uussssb)", static_cast<uint32_t>(t.tid), static_cast<uint32_t>(t.pid), names[t.pid].c_str(),
-                                  t.comm.c_str(), t.cls.c_str(), t.group.c_str(), static_cast<int>(t.boosted));
-        if (r < 0) break;
-      }
-      return r;
+    return reply(m, [&](sd_bus_message* out) {
+      return appendArray(out, "(uussssb)", s.manager_.threadsOf(worker), [&](sd_bus_message* o, const auto& t) {
+        return sd_bus_message_append(o, "(uussssb)", static_cast<uint32_t>(t.tid), static_cast<uint32_t>(t.pid),
+                                     names[t.pid].c_str(), t.comm.c_str(), t.cls.c_str(), t.group.c_str(),
+                                     static_cast<int>(t.boosted));
+      });
     });
   });
 }
@@ -451,15 +442,12 @@ int BusService::listThreads(sd_bus_message* m, void* userdata, sd_bus_error* err
 int BusService::listClasses(sd_bus_message* m, void* userdata, sd_bus_error* error) {
   return guarded(userdata, error, [&](BusService& s) {
     if (!s.admit(m, error)) return -EPERM;
-    return replyArray(m, "(ssutttd)", [&](sd_bus_message* reply) {
-      int r = 0;
-      for (const auto& g : s.manager_.classGroups()) {
-        r = sd_bus_message_append(reply, "(ssutttd)", g.worker.c_str(), g.cls.c_str(), static_cast<uint32_t>(g.threads),
-                                  g.boosts.starvation_events, g.boosts.boosts_started, g.boosts.boosts_refused,
-                                  s.manager_.classCpuSeconds(g.base, g.cls).value_or(-1.0));
-        if (r < 0) break;
-      }
-      return r;
+    return reply(m, [&](sd_bus_message* out) {
+      return appendArray(out, "(ssutttd)", s.manager_.classGroups(), [&](sd_bus_message* o, const auto& g) {
+        return sd_bus_message_append(o, "(ssutttd)", g.worker.c_str(), g.cls.c_str(), static_cast<uint32_t>(g.threads),
+                                     g.boosts.starvation_events, g.boosts.boosts_started, g.boosts.boosts_refused,
+                                     s.manager_.classCpuSeconds(g.base, g.cls).value_or(-1.0));
+      });
     });
   });
 }
