@@ -35,7 +35,7 @@ std::string_view verdictName(BoostVerdict v) {
   return "unknown";
 }
 
-// Every reply that is more than sd_bus_reply_method_return's one line is built here: `fill(reply)`
+// Every reply that is more than sd_bus_reply_method_return's one line is built here: `fill(out)`
 // appends the values; the reply is sent only when all of them went in.
 template <class Fill>
 int reply(sd_bus_message* m, Fill&& fill) {
