@@ -193,7 +193,7 @@ TEST_F(BoostTest, OffloadGroupIsSqueezedWhileBackgroundWaits) {
 // A CPU nobody busy wants is offload's: one background hog on 2 CPUs leaves the offload group
 // uncapped, and the offload thread gets most of the CPU that nobody else used. On a busy machine
 // (a build, a spinner beside the suite) there may be no such CPU: measured, and the share is
-// then not judged (said so), while "not capped" still is.
+// then not judged (said so); nor is "not capped" when others made the background hog wait.
 TEST_F(BoostTest, OffloadGroupIsNotSqueezedOnAHalfIdleMachine) {
   const auto hogs = spinHogs(1);
   const pid_t off = spawn("off-1");
@@ -201,10 +201,15 @@ TEST_F(BoostTest, OffloadGroupIsNotSqueezedOnAHalfIdleMachine) {
   ASSERT_TRUE(placedAs(off, "offload"));
   EXPECT_EQ(worker_->ask("spin " + std::to_string(off)), "ok");
   const fs::path quota = fs::path(layout_.cpu.mount_point) / prefix_ / "tw" / "offload" / "cpu.cfs_quota_us";
-  const auto runtime = [&] {
-    const std::string path = "/proc/" + std::to_string(worker_->pid()) + "/task/" + std::to_string(off) + "/schedstat";
-    return static_cast<double>(std::stoull(testing::readFile(path))) / 1e9;
+  // A thread's schedstat: seconds run, seconds waited on a run queue.
+  const auto schedstat = [&](pid_t tid) {
+    std::istringstream in(testing::readFile("/proc/" + std::to_string(worker_->pid()) + "/task/" + std::to_string(tid) + "/schedstat"));
+    double ran = 0, waited = 0;
+    in >> ran >> waited;
+    return std::pair{ran / 1e9, waited / 1e9};
   };
+  const auto runtime = [&] { return schedstat(off).first; };
+  const auto hogWaited = [&] { return schedstat(hogs.front()).second; };
   // The machine's idle CPU time so far, in seconds (/proc/stat: idle and iowait, in ticks).
   const auto idleSeconds = [] {
     std::istringstream cpu(testing::readFile("/proc/stat"));
@@ -214,7 +219,7 @@ TEST_F(BoostTest, OffloadGroupIsNotSqueezedOnAHalfIdleMachine) {
     return (idle + iowait) / static_cast<double>(::sysconf(_SC_CLK_TCK));
   };
   std::this_thread::sleep_for(300ms);  // past its one boost
-  const double off_before = runtime(), idle_before = idleSeconds();
+  const double off_before = runtime(), idle_before = idleSeconds(), hog_waited_before = hogWaited();
   const auto started = std::chrono::steady_clock::now();
   bool capped = false;
   while (std::chrono::steady_clock::now() - started < 1500ms) {
@@ -223,7 +228,15 @@ TEST_F(BoostTest, OffloadGroupIsNotSqueezedOnAHalfIdleMachine) {
   }
   const double off_got = runtime() - off_before, left_idle = idleSeconds() - idle_before;
   const double window = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  EXPECT_FALSE(capped);
+  // Squeezing is right when background waits for CPU: on a busy machine others make the hog wait,
+  // and then "not capped" is not this test's to judge (said so).
+  const double hog_waited = hogWaited() - hog_waited_before;
+  if (hog_waited < 0.05 * window) {
+    EXPECT_FALSE(capped) << "the background hog waited only " << hog_waited / window << " of the window";
+  } else {
+    std::printf("[ NOTE     ] \"not capped\" is not judged: others made the background hog wait %.2f of the window\n",
+                hog_waited / window);
+  }
   // What nobody but offload wanted: what it got plus what stayed idle. Squeezed, offload would
   // get ~1% of it and the rest would stay idle.
   const double spare = off_got + left_idle;
