@@ -160,12 +160,12 @@ TEST_F(BoostTest, FastMovesMakeAReportedWaitsBoostQuick) {
     std::sort(ms.begin(), ms.end());
     return ms[ms.size() / 2];
   };
-  const double floor = medianBoostTime(false, 0ms);  // endWait's move has just warmed the lock
+  const double warm = medianBoostTime(false, 0ms);  // endWait's move has just warmed the lock
   const double slow = medianBoostTime(false, 60ms);
-  std::cout << "median reportWait: " << slow << " ms without fast_moves, " << floor << " ms right after a move\n";
-  if (slow < 2 || slow < 8 * floor) {
+  std::cout << "median reportWait: " << slow << " ms without fast_moves, " << warm << " ms right after a move\n";
+  if (slow < 2 || slow < 8 * warm) {
     GTEST_SKIP() << "cannot tell: a cooled move (" << slow << " ms) is not clearly slower than one right after another ("
-                 << floor << " ms); the host keeps moves fast by itself, or is too busy to time them";
+                 << warm << " ms); the host keeps moves fast by itself, or is too busy to time them";
   }
   const double fast = medianBoostTime(true, 60ms);
   EXPECT_LT(fast, slow / 4) << "median boost " << fast << " ms with fast_moves, " << slow << " ms without";
