@@ -165,14 +165,14 @@ TEST_F(BoostTest, FastMovesMakeAReportedWaitsBoostQuick) {
   const double slow = medianBoostTime(false, 60ms);
   std::cout << "median reportWait: " << slow << " ms without fast_moves, " << warm << " ms right after a move\n";
   if (slow < 2 || slow < 8 * warm) {
-    // A boost with fast_moves takes about twice the floor (measured: 0.46 vs 0.22 ms) and must beat
-    // a quarter of the cooled time, so below 8x the floor the two cannot be told apart.
+    // Below 8x the floor a broken fast_moves (about the cooled time) and a working one (measured at
+    // 1.6 to 3.3x the floor: its last poll's move is up to 10 ms old) cannot be told apart.
     GTEST_SKIP() << std::fixed << std::setprecision(2) << "cannot tell: a cooled move (" << slow << " ms) is " << slow / warm
                  << "x one right after another (" << warm << " ms); judging needs >= 2 ms and >= 8x: "
                  << "the host keeps moves fast by itself, or is too busy to time them";
   }
   const double fast = medianBoostTime(true, 60ms);
-  EXPECT_LT(fast, slow / 4) << "median boost " << fast << " ms with fast_moves, " << slow << " ms without";
+  EXPECT_LT(fast, slow / 2) << "median boost " << fast << " ms with fast_moves, " << slow << " ms without";
   std::cout << "median reportWait with fast_moves: " << fast << " ms\n";
 }
 
