@@ -166,7 +166,7 @@ TEST_F(BoostTest, FastMovesMakeAReportedWaitsBoostQuick) {
   std::cout << "median reportWait: " << slow << " ms without fast_moves, " << warm << " ms right after a move\n";
   if (slow < 2 || slow < 8 * warm) {
     // Below 8x the floor a broken fast_moves (about the cooled time) and a working one (measured at
-    // 1.6 to 3.3x the floor: its last poll's move is up to 10 ms old) cannot be told apart.
+    // 1.3 to 3.3x the floor: its last poll's move is up to 10 ms old) cannot be told apart.
     GTEST_SKIP() << std::fixed << std::setprecision(2) << "cannot tell: a cooled move (" << slow << " ms) is " << slow / warm
                  << "x one right after another (" << warm << " ms); judging needs >= 2 ms and >= 8x: "
                  << "the host keeps moves fast by itself, or is too busy to time them";
